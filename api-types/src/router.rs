@@ -1,0 +1,188 @@
+//! Request and response bodies of the router API.
+//!
+//! Who sends what:
+//! - operators: [`CreateStream`], [`UpdateStream`] -> [`StreamCreated`], [`StreamInfo`]
+//! - origins, when a publisher connects: [`AuthorizeRequest`] -> [`AuthorizeResponse`]
+//! - discovery agents: [`OriginReport`] -> [`ReportAccepted`]
+//! - edges: -> [`Route`] (and a list of them)
+//!
+//! Every error body is an [`ErrorBody`].
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The transcoding profile used when a stream is created without one.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Every 4xx/5xx answer of the router API.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A human-readable reason, safe to show to the client.
+    pub error: String,
+}
+
+/// `POST /admin/streams`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    /// Stream name, `[a-z0-9][a-z0-9_-]{0,63}`; it is what viewers see in URLs.
+    pub name: String,
+    /// Name of a transcoding profile known to the origins (default: `default`).
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// `PATCH /admin/streams/{name}`: fields left out are unchanged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStream {
+    /// Disabled streams cannot publish (their key is answered 403).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// Answer to stream creation and key rotation: the only time the key is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamCreated {
+    pub name: String,
+    /// The secret stream key publishers use. Only its hash is stored.
+    pub key: String,
+    pub profile: String,
+}
+
+/// A stream as operators see it (never with its key).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamInfo {
+    pub name: String,
+    pub profile: String,
+    pub enabled: bool,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Whether at least one origin currently reports the stream live.
+    pub live: bool,
+    /// The live origins holding the stream (empty when not live).
+    pub origins: Vec<RouteOrigin>,
+}
+
+/// `POST /authorize`: an origin asks whether a publisher's key may publish.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// The stream key the publisher presented.
+    pub key: String,
+    /// The id of the origin asking.
+    pub origin: String,
+}
+
+/// The transcoding profile an origin must apply to a stream. Ladders are
+/// defined in each origin's own configuration; the router only names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileRef {
+    pub name: String,
+}
+
+/// `200` answer to [`AuthorizeRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizeResponse {
+    /// The stream's public name: the only identifier used in playback paths.
+    pub name: String,
+    pub profile: ProfileRef,
+}
+
+/// One rendition of a live stream, as read from its multivariant playlist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rendition {
+    /// Rendition name, e.g. `720p`; also its folder under the session.
+    pub name: String,
+    /// Peak bandwidth in bits per second (EXT-X-STREAM-INF BANDWIDTH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+    /// `WIDTHxHEIGHT` when the rendition has video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codecs: Option<String>,
+}
+
+/// `PUT /origins/{origin_id}/streams/{name}`: a discovery agent reports that
+/// its origin holds a live stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginReport {
+    /// `host:port` at which edges reach the origin's HTTP server.
+    pub host: String,
+    /// Path of the multivariant playlist on that server, e.g. `golive/index.m3u8`.
+    pub manifest: String,
+    /// The publish session id; it changes on every (re)publish.
+    pub session: String,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+}
+
+/// Answer to an accepted [`OriginReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReportAccepted {
+    /// How long the report stays live without another one, in milliseconds.
+    /// Agents heartbeat well inside it.
+    pub ttl_ms: u64,
+}
+
+/// One live origin holding a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RouteOrigin {
+    pub origin: String,
+    pub host: String,
+    pub manifest: String,
+    pub session: String,
+    /// Milliseconds since this origin first reported this session.
+    pub age_ms: u64,
+    /// Milliseconds since this origin's last report.
+    pub last_report_ms: u64,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+}
+
+/// `GET /streams/{name}`: where a live stream can be played from.
+///
+/// `host` and `manifest` name the preferred origin (the one with the newest
+/// session); `origins` lists every live origin, preferred first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Route {
+    pub name: String,
+    pub manifest: String,
+    pub host: String,
+    pub origins: Vec<RouteOrigin>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<CreateStream>(r#"{"name":"a","bogus":1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn route_round_trips() {
+        let route = Route {
+            name: "golive".into(),
+            manifest: "golive/index.m3u8".into(),
+            host: "127.0.0.1:8080".into(),
+            origins: vec![RouteOrigin {
+                origin: "a".into(),
+                host: "127.0.0.1:8080".into(),
+                manifest: "golive/index.m3u8".into(),
+                session: "s1".into(),
+                age_ms: 5,
+                last_report_ms: 1,
+                renditions: vec![],
+            }],
+        };
+        let json = serde_json::to_string(&route).unwrap();
+        assert_eq!(serde_json::from_str::<Route>(&json).unwrap(), route);
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP surface: the route table, shared state and cross-cutting layers.
+//!
+//! Handlers are grouped by who calls them: operators ([`admin`]), origins at
+//! publish time ([`ingest`]), discovery agents ([`reports`]), edges
+//! ([`routing`]) and monitoring ([`health`]).
+
+pub mod admin;
+pub mod health;
+pub mod ingest;
+pub mod reports;
+pub mod routing;
+
+use crate::auth::Tokens;
+use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router, middleware};
+use std::sync::Arc;
+
+/// Largest request body accepted; every legitimate body is far smaller.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest total size of request headers accepted. hyper itself stops reading
+/// at about 400 KiB; this refuses anything that no client of ours would send.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests whose headers add up to more than [`MAX_HEADER_BYTES`]
+/// with 431 and a JSON error.
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::Rejected(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/admin/streams", post(admin::create).get(admin::list))
+        .route(
+            "/admin/streams/{name}",
+            get(admin::show).patch(admin::update).delete(admin::delete),
+        )
+        .route("/admin/streams/{name}/key", post(admin::rotate_key))
+        .route("/authorize", post(ingest::authorize))
+        .route(
+            "/origins/{origin}/streams/{name}",
+            put(reports::put).delete(reports::delete),
+        )
+        .route("/streams", get(routing::list))
+        .route("/streams/{name}", get(routing::show))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::handler))
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_headers))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .with_state(state)
+}

@@ -1,0 +1,67 @@
+//! `router-api`: the binary. Parses settings, connects the pieces, serves
+//! HTTP until SIGTERM/SIGINT, then drains in-flight requests.
+
+mod api;
+mod auth;
+mod error;
+mod keys;
+mod metrics;
+mod openapi;
+mod settings;
+mod store;
+
+use anyhow::Context;
+use clap::Parser;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = settings::Settings::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log))
+        .init();
+    settings.check()?;
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let store = store::Store::new(
+        &settings.redis,
+        &settings.redis_prefix,
+        settings.redis_timeout,
+        settings.report_ttl,
+        metrics.redis_errors.clone(),
+    )
+    .context("invalid --redis URL")?;
+    // Not fatal: the API answers 503 until Redis is reachable.
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, redis = %settings.redis, "Redis is not reachable yet; answering 503 until it is");
+    }
+
+    let state = api::AppState {
+        store: Arc::new(store),
+        tokens: Arc::new(auth::Tokens::new(&settings.admin_token, &settings.agent_token)),
+        metrics,
+    };
+    let app = api::router(state);
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "router-api listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("router-api stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
+}

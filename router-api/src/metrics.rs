@@ -1,0 +1,85 @@
+//! Prometheus metrics: requests by route and status, latency, Redis errors.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pub redis_errors: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "router_http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "router_http_request_duration_seconds",
+                "HTTP request latency by route template",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let redis_errors = IntCounter::new("router_redis_errors_total", "Redis operations that failed or timed out")
+            .expect("valid metric");
+        registry.register(Box::new(requests.clone())).expect("register");
+        registry.register(Box::new(latency.clone())).expect("register");
+        registry.register(Box::new(redis_errors.clone())).expect("register");
+        Metrics {
+            registry,
+            requests,
+            latency,
+            redis_errors,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = vec![];
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
+        String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}
+
+/// Middleware: counts and times every request under its route template
+/// (`/streams/{name}`, not the concrete path, to bound label cardinality).
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    metrics
+        .latency
+        .with_label_values(&[&route, &method])
+        .observe(start.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .with_label_values(&[&route, &method, resp.status().as_str()])
+        .inc();
+    resp
+}
+
+pub async fn handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], metrics.render())
+}

@@ -1,0 +1,533 @@
+//! The Redis data model: every key the router API reads or writes, and the
+//! commands that keep them consistent.
+//!
+//! Keys (all under the configured prefix, `dionysia:` by default):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `stream:{name}` | hash | `key_hash`, `profile`, `enabled` (`1`/`0`), `created_at_ms` |
+//! | `key:{sha256(key)}` | string | the stream name: the index `POST /authorize` uses |
+//! | `streams` | set | every stream name |
+//! | `routes:{name}` | hash, TTL | origin id -> JSON [`StoredReport`]; the key's TTL is refreshed by every report |
+//! | `live` | sorted set | stream name, scored by the latest report expiry (ms) |
+//!
+//! A report is live while `expires_at_ms` inside it is in the future. Redis
+//! 7.0 has no per-field TTL, so the hash's own TTL only bounds how long a dead
+//! stream's data lingers; the timestamp decides liveness, and expired fields
+//! are pruned when read. A lookup is therefore one `HGETALL`.
+//!
+//! Multi-key changes run as Lua scripts (atomic in Redis) or `MULTI` blocks.
+
+use api_types::{OriginReport, Rendition, RouteOrigin};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Redis could not be reached or did not answer in time.
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(String),
+    /// Redis answered with data this service did not write.
+    #[error("unexpected data in Redis: {0}")]
+    Corrupt(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A stream as stored (the key itself is never stored).
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub name: String,
+    pub key_hash: String,
+    pub profile: String,
+    pub enabled: bool,
+    pub created_at_ms: u64,
+}
+
+/// One origin's report about one stream, as stored in `routes:{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredReport {
+    pub host: String,
+    pub manifest: String,
+    pub session: String,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+    /// When this origin first reported this session.
+    pub since_ms: u64,
+    pub reported_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+impl StoredReport {
+    pub fn to_route_origin(&self, origin: &str, now_ms: u64) -> RouteOrigin {
+        RouteOrigin {
+            origin: origin.to_string(),
+            host: self.host.clone(),
+            manifest: self.manifest.clone(),
+            session: self.session.clone(),
+            age_ms: now_ms.saturating_sub(self.since_ms),
+            last_report_ms: now_ms.saturating_sub(self.reported_at_ms),
+            renditions: self.renditions.clone(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A lazily (re)connected Redis connection.
+///
+/// The process must start and keep running while Redis is down, so the first
+/// connection is made on first use, not at start-up. After that,
+/// [`ConnectionManager`] reconnects by itself when the connection breaks.
+struct Connector {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    timeout: Duration,
+    manager: Mutex<Option<ConnectionManager>>,
+}
+
+impl Connector {
+    async fn get(&self) -> Result<ConnectionManager> {
+        let mut slot = self.manager.lock().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let connect = ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+        let m = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| StoreError::Unavailable("connect timed out".into()))??;
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+}
+
+pub struct Store {
+    conn: Connector,
+    prefix: String,
+    report_ttl: Duration,
+    errors: prometheus::IntCounter,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    create_stream: Script,
+    delete_stream: Script,
+    rotate_key: Script,
+    delete_report: Script,
+}
+
+impl Store {
+    /// `errors` counts every failed Redis operation (for `/metrics`).
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        report_ttl: Duration,
+        errors: prometheus::IntCounter,
+    ) -> std::result::Result<Store, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        Ok(Store {
+            conn: Connector {
+                client,
+                config,
+                timeout,
+                manager: Mutex::new(None),
+            },
+            prefix: prefix.to_string(),
+            report_ttl,
+            errors,
+            scripts: Scripts::new(),
+        })
+    }
+
+    pub fn report_ttl(&self) -> Duration {
+        self.report_ttl
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = self.prefix.clone();
+        k.push_str(&parts.join(":"));
+        k
+    }
+
+    /// Runs one Redis operation with a connection, bounding its total time and
+    /// counting failures.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let res = async {
+            let conn = self.conn.get().await?;
+            // The manager bounds each command; this bounds the whole operation
+            // (scripts may need a SCRIPT LOAD round trip, reconnects wait).
+            match tokio::time::timeout(self.conn.timeout * 3, op(conn)).await {
+                Ok(r) => r.map_err(StoreError::from),
+                Err(_) => Err(StoreError::Unavailable("Redis operation timed out".into())),
+            }
+        }
+        .await;
+        if let Err(e) = &res {
+            self.errors.inc();
+            tracing::warn!(error = %e, "Redis operation failed");
+        }
+        res
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    // ----- streams -------------------------------------------------------
+
+    /// Creates a stream; `false` if the name is taken.
+    pub async fn create_stream(&self, name: &str, profile: &str, key_hash: &str) -> Result<bool> {
+        let (k_stream, k_key, k_all) = (
+            self.key(&["stream", name]),
+            self.key(&["key", key_hash]),
+            self.key(&["streams"]),
+        );
+        let now = now_ms();
+        let created: i64 = self
+            .run(|mut c| async move {
+                self.scripts
+                    .create_stream
+                    .key(k_stream)
+                    .key(k_key)
+                    .key(k_all)
+                    .arg(name)
+                    .arg(key_hash)
+                    .arg(profile)
+                    .arg(now)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(created == 1)
+    }
+
+    pub async fn get_stream(&self, name: &str) -> Result<Option<StreamRecord>> {
+        let k = self.key(&["stream", name]);
+        let h: HashMap<String, String> = self.run(|mut c| async move { c.hgetall(k).await }).await?;
+        parse_stream(name, h)
+    }
+
+    /// Every stream, sorted by name.
+    pub async fn list_streams(&self) -> Result<Vec<StreamRecord>> {
+        let k_all = self.key(&["streams"]);
+        let mut names: Vec<String> = self.run(|mut c| async move { c.smembers(k_all).await }).await?;
+        names.sort();
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut pipe = redis::pipe();
+        for n in &names {
+            pipe.hgetall(self.key(&["stream", n]));
+        }
+        let hashes: Vec<HashMap<String, String>> =
+            self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for (n, h) in names.iter().zip(hashes) {
+            if let Some(r) = parse_stream(n, h)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a stream and its key; `false` if it did not exist.
+    pub async fn delete_stream(&self, name: &str) -> Result<bool> {
+        let (k_stream, k_all) = (self.key(&["stream", name]), self.key(&["streams"]));
+        let key_prefix = self.key(&["key", ""]);
+        let deleted: i64 = self
+            .run(|mut c| async move {
+                self.scripts
+                    .delete_stream
+                    .key(k_stream)
+                    .key(k_all)
+                    .arg(name)
+                    .arg(key_prefix)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    /// Replaces a stream's key hash; `false` if the stream does not exist.
+    pub async fn rotate_key(&self, name: &str, new_hash: &str) -> Result<bool> {
+        let k_stream = self.key(&["stream", name]);
+        let key_prefix = self.key(&["key", ""]);
+        let rotated: i64 = self
+            .run(|mut c| async move {
+                self.scripts
+                    .rotate_key
+                    .key(k_stream)
+                    .arg(name)
+                    .arg(key_prefix)
+                    .arg(new_hash)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(rotated == 1)
+    }
+
+    /// Changes `enabled` and/or `profile`; `None` if the stream does not exist.
+    pub async fn update_stream(
+        &self,
+        name: &str,
+        enabled: Option<bool>,
+        profile: Option<&str>,
+    ) -> Result<Option<StreamRecord>> {
+        let k = self.key(&["stream", name]);
+        let mut fields: Vec<(&str, String)> = vec![];
+        if let Some(e) = enabled {
+            fields.push(("enabled", if e { "1" } else { "0" }.into()));
+        }
+        if let Some(p) = profile {
+            fields.push(("profile", p.into()));
+        }
+        if !fields.is_empty() {
+            // HSET only if the stream exists, so PATCH cannot create a stream.
+            let k2 = k.clone();
+            let exists: bool = self.run(|mut c| async move { c.exists(k2).await }).await?;
+            if !exists {
+                return Ok(None);
+            }
+            let k2 = k.clone();
+            self.run(|mut c| async move { c.hset_multiple::<_, _, _, ()>(k2, &fields).await })
+                .await?;
+        }
+        self.get_stream(name).await
+    }
+
+    /// The enabled stream whose key hashes to `key_hash`, if any.
+    pub async fn stream_by_key_hash(&self, key_hash: &str) -> Result<Option<StreamRecord>> {
+        let k = self.key(&["key", key_hash]);
+        let name: Option<String> = self.run(|mut c| async move { c.get(k).await }).await?;
+        match name {
+            Some(n) => self.get_stream(&n).await,
+            None => Ok(None),
+        }
+    }
+
+    // ----- discovery reports and routes ------------------------------------
+
+    /// Records that `origin` holds `name` live; returns the TTL applied.
+    pub async fn put_report(&self, origin: &str, name: &str, report: &OriginReport) -> Result<Duration> {
+        let k_routes = self.key(&["routes", name]);
+        let k_live = self.key(&["live"]);
+        let now = now_ms();
+        let ttl_ms = self.report_ttl.as_millis() as u64;
+        let k = k_routes.clone();
+        let old: Option<String> = self.run(|mut c| async move { c.hget(k, origin).await }).await?;
+        // Same session still live: keep when it started, so `age_ms` is the
+        // session's age, not the time since the last heartbeat.
+        let since_ms = old
+            .and_then(|o| serde_json::from_str::<StoredReport>(&o).ok())
+            .filter(|o| o.session == report.session && o.expires_at_ms > now)
+            .map_or(now, |o| o.since_ms);
+        let stored = StoredReport {
+            host: report.host.clone(),
+            manifest: report.manifest.clone(),
+            session: report.session.clone(),
+            renditions: report.renditions.clone(),
+            since_ms,
+            reported_at_ms: now,
+            expires_at_ms: now + ttl_ms,
+        };
+        let json = serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&k_routes, origin, json)
+            .ignore()
+            .pexpire(&k_routes, ttl_ms as i64)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&k_live)
+            .arg("GT")
+            .arg(now + ttl_ms)
+            .arg(name)
+            .ignore();
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await?;
+        Ok(self.report_ttl)
+    }
+
+    /// Withdraws `origin`'s report for `name`; `false` if there was none.
+    pub async fn delete_report(&self, origin: &str, name: &str) -> Result<bool> {
+        let (k_routes, k_live) = (self.key(&["routes", name]), self.key(&["live"]));
+        let removed: i64 = self
+            .run(|mut c| async move {
+                self.scripts
+                    .delete_report
+                    .key(k_routes)
+                    .key(k_live)
+                    .arg(origin)
+                    .arg(name)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// The live origins holding `name`, preferred first (newest session,
+    /// then origin id). Empty when nobody holds it.
+    pub async fn routes(&self, name: &str) -> Result<Vec<RouteOrigin>> {
+        let k = self.key(&["routes", name]);
+        let h: HashMap<String, String> = self.run(|mut c| async move { c.hgetall(k).await }).await?;
+        Ok(self.live_origins(name, h))
+    }
+
+    /// Routes for many streams in one round trip (same order as `names`).
+    pub async fn routes_many(&self, names: &[String]) -> Result<Vec<Vec<RouteOrigin>>> {
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut pipe = redis::pipe();
+        for n in names {
+            pipe.hgetall(self.key(&["routes", n]));
+        }
+        let hashes: Vec<HashMap<String, String>> =
+            self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        Ok(names.iter().zip(hashes).map(|(n, h)| self.live_origins(n, h)).collect())
+    }
+
+    /// Names of live streams, sorted.
+    pub async fn live_stream_names(&self) -> Result<Vec<String>> {
+        let k_live = self.key(&["live"]);
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&k_live).arg("-inf").arg(now).ignore();
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(&k_live)
+            .arg(format!("({now}"))
+            .arg("+inf");
+        let (mut names,): (Vec<String>,) = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Filters a `routes:{name}` hash down to live reports, sorted, and
+    /// prunes the expired ones in the background.
+    fn live_origins(&self, name: &str, h: HashMap<String, String>) -> Vec<RouteOrigin> {
+        let now = now_ms();
+        let mut live = vec![];
+        let mut expired = vec![];
+        for (origin, json) in h {
+            match serde_json::from_str::<StoredReport>(&json) {
+                Ok(r) if r.expires_at_ms > now => live.push((origin, r)),
+                Ok(_) => expired.push(origin),
+                Err(e) => {
+                    tracing::warn!(stream = name, origin, error = %e, "dropping unreadable report");
+                    expired.push(origin);
+                }
+            }
+        }
+        if !expired.is_empty() {
+            self.prune(name, expired);
+        }
+        live.sort_by(|(oa, a), (ob, b)| b.since_ms.cmp(&a.since_ms).then_with(|| oa.cmp(ob)));
+        live.iter().map(|(o, r)| r.to_route_origin(o, now)).collect()
+    }
+
+    /// Removes expired fields without making the reader wait.
+    fn prune(&self, name: &str, origins: Vec<String>) {
+        let k = self.key(&["routes", name]);
+        let Some(mut conn) = self.conn.manager.try_lock().ok().and_then(|m| m.clone()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _: redis::RedisResult<()> = conn.hdel(k, origins).await;
+        });
+    }
+}
+
+fn parse_stream(name: &str, mut h: HashMap<String, String>) -> Result<Option<StreamRecord>> {
+    if h.is_empty() {
+        return Ok(None);
+    }
+    let mut field = |f: &str| {
+        h.remove(f)
+            .ok_or_else(|| StoreError::Corrupt(format!("stream {name} has no {f}")))
+    };
+    Ok(Some(StreamRecord {
+        name: name.to_string(),
+        key_hash: field("key_hash")?,
+        profile: field("profile")?,
+        enabled: field("enabled")? == "1",
+        created_at_ms: field("created_at_ms")?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("created_at_ms".into()))?,
+    }))
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            // KEYS: stream hash, key index, stream set. ARGV: name, key hash, profile, now.
+            create_stream: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+                redis.call('HSET', KEYS[1], 'key_hash', ARGV[2], 'profile', ARGV[3],
+                           'enabled', '1', 'created_at_ms', ARGV[4])
+                redis.call('SET', KEYS[2], ARGV[1])
+                redis.call('SADD', KEYS[3], ARGV[1])
+                return 1",
+            ),
+            // KEYS: stream hash, stream set. ARGV: name, key-index prefix.
+            delete_stream: Script::new(
+                r"
+                local h = redis.call('HGET', KEYS[1], 'key_hash')
+                if not h then return 0 end
+                redis.call('DEL', ARGV[2] .. h)
+                redis.call('DEL', KEYS[1])
+                redis.call('SREM', KEYS[2], ARGV[1])
+                return 1",
+            ),
+            // KEYS: stream hash. ARGV: name, key-index prefix, new hash.
+            rotate_key: Script::new(
+                r"
+                local h = redis.call('HGET', KEYS[1], 'key_hash')
+                if not h then return 0 end
+                redis.call('DEL', ARGV[2] .. h)
+                redis.call('SET', ARGV[2] .. ARGV[3], ARGV[1])
+                redis.call('HSET', KEYS[1], 'key_hash', ARGV[3])
+                return 1",
+            ),
+            // KEYS: routes hash, live zset. ARGV: origin, name.
+            delete_report: Script::new(
+                r"
+                local n = redis.call('HDEL', KEYS[1], ARGV[1])
+                if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+                return n",
+            ),
+        }
+    }
+}

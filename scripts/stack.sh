@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Brings up what exists of the Dionysia stack on this machine (README's first
+# command), prints where to publish and where to watch, and stops everything it
+# started on Ctrl-C.
+#
+# Ports (loopback): Redis 6379, router API 8090. State, logs and the generated
+# tokens live in .stack/ (tokens are kept so a restart keeps working keys).
+#
+# Usage: scripts/stack.sh [--no-demo]
+#   --no-demo   do not publish the demo test pattern (publish from OBS instead)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DEMO=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) DEMO=0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+STATE="$ROOT/.stack"
+mkdir -p "$STATE/logs"
+REDIS_PORT=${REDIS_PORT:-6379}
+ROUTER_ADDR=${ROUTER_ADDR:-127.0.0.1:8090}
+STREAM=${STREAM:-demo}
+
+bash scripts/setup.sh
+echo "building (release)..."
+cargo build --release --quiet --bin router-api
+BIN="$ROOT/target/release"
+
+if [ ! -f "$STATE/tokens.env" ]; then
+  umask 077
+  {
+    echo "ROUTER_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "ROUTER_AGENT_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  } > "$STATE/tokens.env"
+fi
+set -a; . "$STATE/tokens.env"; set +a
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped."
+}
+trap cleanup INT TERM EXIT
+
+# wait_for NAME DEADLINE_SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local name=$1 secs=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$end" ]; then echo "$name did not become ready; see $STATE/logs" >&2; exit 1; fi
+    sleep 0.2
+  done
+}
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STATE" --save 60 1 \
+  > "$STATE/logs/redis.log" 2>&1 &
+PIDS+=($!)
+wait_for redis 10 redis-cli -p "$REDIS_PORT" ping
+
+"$BIN/router-api" --listen "$ROUTER_ADDR" --redis "redis://127.0.0.1:$REDIS_PORT" \
+  > "$STATE/logs/router-api.log" 2>&1 &
+PIDS+=($!)
+wait_for router-api 10 curl -fsS "http://$ROUTER_ADDR/readyz"
+
+# The demo stream: created once; its key is rotated on each start so it can be printed.
+auth=(-H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H "content-type: application/json")
+if curl -fsS "${auth[@]}" "http://$ROUTER_ADDR/admin/streams/$STREAM" >/dev/null 2>&1; then
+  KEY=$(curl -fsS "${auth[@]}" -X POST "http://$ROUTER_ADDR/admin/streams/$STREAM/key" | jq -r .key)
+else
+  KEY=$(curl -fsS "${auth[@]}" -d "{\"name\":\"$STREAM\"}" "http://$ROUTER_ADDR/admin/streams" | jq -r .key)
+fi
+
+cat <<TXT
+
+Dionysia is up (logs in $STATE/logs):
+  Redis        127.0.0.1:$REDIS_PORT
+  router API   http://$ROUTER_ADDR   (OpenAPI: http://$ROUTER_ADDR/openapi.json)
+  tokens       $STATE/tokens.env
+
+Stream "$STREAM" (key $KEY)
+  publish (OBS: server / stream key):  rtmp://127.0.0.1:1935/live  /  $KEY
+  watch:                               http://127.0.0.1:8081/$STREAM/index.m3u8
+
+Not running yet: the origin (RTMP/SRT ingest, HLS output), the discovery agent
+and the edge are still being built (issues 3, 4, 5), so nothing answers at the
+publish and watch addresses above; the demo publisher (--no-demo=$((1-DEMO)))
+starts once the origin exists. Manage streams with the router API, e.g.:
+  curl -H "Authorization: Bearer \$ROUTER_ADMIN_TOKEN" http://$ROUTER_ADDR/admin/streams
+
+Ctrl-C stops everything.
+TXT
+wait -n "${PIDS[@]}" || true
+echo "a process exited; see $STATE/logs" >&2

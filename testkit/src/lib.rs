@@ -1,0 +1,37 @@
+//! Test harness shared by every crate's integration tests.
+//!
+//! The project's rule is that tests use the real thing: a real
+//! `redis-server`, our real binaries, real publishers and players, all on
+//! loopback. This crate makes that cheap and safe:
+//! - [`free_port`] finds a free loopback port,
+//! - [`Process`] starts a child with its output in a log file and stops it by
+//!   PID (SIGTERM, then SIGKILL) when dropped, so a failing test leaks nothing,
+//! - [`wait_until`] polls a condition with a deadline (never a bare sleep),
+//! - [`Redis`] runs a throw-away `redis-server` that can be stopped and
+//!   restarted on the same port,
+//! - [`bin_path`] finds a workspace binary already built by `cargo test`.
+
+mod process;
+mod redis;
+mod wait;
+
+pub use process::{Process, bin_path};
+pub use redis::Redis;
+pub use wait::{http_get, wait_until, wait_until_async};
+
+use std::net::{SocketAddr, TcpListener};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+///
+/// The port is released before returning, so another process could take it;
+/// on a test machine that race is rare enough, and every server we start
+/// fails loudly if it cannot bind.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// `127.0.0.1:{free_port()}`.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
