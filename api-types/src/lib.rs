@@ -9,6 +9,7 @@
 //! rule.
 
 pub mod ident;
+pub mod layout;
 pub mod router;
 
 pub use ident::{InvalidIdent, validate_host_port, validate_manifest_path, validate_name, validate_session};

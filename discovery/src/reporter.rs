@@ -1,0 +1,283 @@
+//! The reporter: makes the router API know what [`Desired`] says.
+//!
+//! It works in rounds. Each round sends what is due, concurrently:
+//! - a PUT for a live stream the router has not been told about in this form
+//!   (new, new session, new renditions), or whose heartbeat is due;
+//! - a DELETE for a stream that ended.
+//!
+//! A round with failures is retried after an exponential backoff with full
+//! jitter, capped well below one heartbeat, so when the router comes back
+//! every live stream is re-reported within one heartbeat. Withdrawals that
+//! cannot be delivered are dropped once the router's TTL would have expired
+//! them anyway, which keeps memory bounded during a long outage.
+
+use crate::desired::{Desired, Want};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use api_types::{OriginReport, ReportAccepted};
+use rand::Rng;
+use reqwest::{Client, StatusCode, Url};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 16;
+/// First retry delay after a failed round.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// Longest retry delay: keeps recovery well within one heartbeat.
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+/// TTL assumed until the router has told us its own.
+const DEFAULT_TTL: Duration = Duration::from_secs(15);
+
+/// What the router was last successfully told about a stream.
+struct Sent {
+    report: OriginReport,
+    at: Instant,
+}
+
+enum Job {
+    Put(String, OriginReport),
+    Delete(String),
+}
+
+enum Outcome {
+    Put(String, OriginReport, Option<Duration>),
+    Deleted(String),
+    /// The router refused the request for good (4xx): retrying cannot help.
+    Refused(String, StatusCode),
+    Failed,
+}
+
+pub struct Reporter {
+    client: Client,
+    base: Url,
+    origin: String,
+    token: String,
+    heartbeat: Duration,
+    ttl: Duration,
+    desired: Arc<Desired>,
+    metrics: Arc<Metrics>,
+    sent: HashMap<String, Sent>,
+}
+
+impl Reporter {
+    pub fn new(s: &Settings, desired: Arc<Desired>, metrics: Arc<Metrics>) -> anyhow::Result<Reporter> {
+        let client = Client::builder()
+            .timeout(s.request_timeout)
+            .connect_timeout(s.request_timeout)
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()?;
+        Ok(Reporter {
+            client,
+            base: s.router.clone(),
+            origin: s.origin_id.clone(),
+            token: s.agent_token.clone(),
+            heartbeat: s.heartbeat,
+            ttl: DEFAULT_TTL,
+            desired,
+            metrics,
+            sent: HashMap::new(),
+        })
+    }
+
+    /// Heartbeat actually used: the configured one, but at most a third of
+    /// the router's TTL so a single lost heartbeat never expires a report.
+    fn effective_heartbeat(&self) -> Duration {
+        self.heartbeat.min(self.ttl / 3)
+    }
+
+    pub async fn run(mut self) {
+        let mut failed_rounds: u32 = 0;
+        loop {
+            let jobs = self.due_jobs(Instant::now());
+            let delay = if jobs.is_empty() {
+                failed_rounds = 0;
+                self.until_next_heartbeat()
+            } else if self.send_round(jobs).await {
+                failed_rounds = 0;
+                // Something new may have come in while we were sending.
+                Duration::ZERO
+            } else {
+                failed_rounds = failed_rounds.saturating_add(1);
+                backoff(failed_rounds)
+            };
+            if delay.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.desired.changed(), if failed_rounds == 0 => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// What must be sent now.
+    fn due_jobs(&mut self, now: Instant) -> Vec<Job> {
+        let heartbeat = self.effective_heartbeat();
+        let mut jobs = vec![];
+        for (name, Want { report, since }) in self.desired.snapshot() {
+            match report {
+                Some(r) => {
+                    let fresh = self
+                        .sent
+                        .get(&name)
+                        .is_some_and(|s| s.report == r && now - s.at < heartbeat);
+                    if !fresh {
+                        jobs.push(Job::Put(name, r));
+                    }
+                }
+                None if now - since > self.ttl => {
+                    // The router has expired it by now; stop trying.
+                    self.desired.forget_withdrawn(&name);
+                    self.sent.remove(&name);
+                }
+                None => jobs.push(Job::Delete(name)),
+            }
+        }
+        jobs
+    }
+
+    /// Time until the oldest live report needs a heartbeat.
+    fn until_next_heartbeat(&self) -> Duration {
+        let now = Instant::now();
+        let hb = self.effective_heartbeat();
+        self.sent
+            .values()
+            .map(|s| (s.at + hb).saturating_duration_since(now))
+            .min()
+            .unwrap_or(hb)
+    }
+
+    /// Sends one round of jobs; `true` if none failed.
+    async fn send_round(&mut self, jobs: Vec<Job>) -> bool {
+        let mut set = JoinSet::new();
+        let mut pending = jobs.into_iter();
+        let mut ok = true;
+        for job in pending.by_ref().take(CONCURRENCY) {
+            set.spawn(self.send(job));
+        }
+        while let Some(res) = set.join_next().await {
+            if let Some(job) = pending.next() {
+                set.spawn(self.send(job));
+            }
+            let Ok(outcome) = res else { continue };
+            ok &= self.record(outcome);
+        }
+        ok
+    }
+
+    /// Applies one outcome; `false` for a failure worth retrying.
+    fn record(&mut self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Put(name, report, ttl) => {
+                self.metrics.report_ok("put");
+                if let Some(ttl) = ttl {
+                    self.ttl = ttl;
+                }
+                self.sent.insert(
+                    name,
+                    Sent {
+                        report,
+                        at: Instant::now(),
+                    },
+                );
+                true
+            }
+            Outcome::Deleted(name) => {
+                self.metrics.report_ok("delete");
+                self.sent.remove(&name);
+                self.desired.forget_withdrawn(&name);
+                true
+            }
+            Outcome::Refused(name, status) => {
+                self.metrics.report_failed();
+                tracing::error!(stream = %name, %status, "router refused the report; not retrying");
+                self.sent.remove(&name);
+                self.desired.forget_withdrawn(&name);
+                true
+            }
+            Outcome::Failed => {
+                self.metrics.report_failed();
+                false
+            }
+        }
+    }
+
+    /// One request, as a future that owns everything it needs.
+    fn send(&self, job: Job) -> impl Future<Output = Outcome> + Send + 'static {
+        let client = self.client.clone();
+        let token = self.token.clone();
+        let url = |name: &str| {
+            let mut u = self.base.clone();
+            u.path_segments_mut()
+                .map(|mut p| {
+                    p.pop_if_empty().extend(["origins", &self.origin, "streams", name]);
+                })
+                .ok();
+            u
+        };
+        let (req, name, report) = match job {
+            Job::Put(name, r) => (client.put(url(&name)).json(&r), name, Some(r)),
+            Job::Delete(name) => (client.delete(url(&name)), name, None),
+        };
+        async move {
+            let resp = match req.bearer_auth(token).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(stream = %name, error = %e, "router API unreachable");
+                    return Outcome::Failed;
+                }
+            };
+            let status = resp.status();
+            match (report, status) {
+                (Some(r), s) if s.is_success() => {
+                    let ttl = resp
+                        .json::<ReportAccepted>()
+                        .await
+                        .ok()
+                        .map(|a| Duration::from_millis(a.ttl_ms));
+                    Outcome::Put(name, r, ttl)
+                }
+                (None, s) if s.is_success() || s == StatusCode::NOT_FOUND => Outcome::Deleted(name),
+                (_, s)
+                    if s.is_client_error()
+                        && s != StatusCode::REQUEST_TIMEOUT
+                        && s != StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    Outcome::Refused(name, s)
+                }
+                (_, s) => {
+                    tracing::warn!(stream = %name, status = %s, "router API answered with an error");
+                    Outcome::Failed
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in [0, min(cap, base·2ⁿ)],
+/// so many agents recovering together do not hit the router in lock-step.
+fn backoff(failed_rounds: u32) -> Duration {
+    let exp = BACKOFF_BASE
+        .saturating_mul(1u32 << failed_rounds.min(10))
+        .min(BACKOFF_CAP);
+    let jitter = rand::rng().random_range(0.0..=1.0);
+    exp.mul_f64(jitter).max(Duration::from_millis(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        for n in 0..50 {
+            let d = backoff(n);
+            assert!(d >= Duration::from_millis(10) && d <= BACKOFF_CAP, "{n}: {d:?}");
+        }
+        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(5)).collect();
+        assert!(samples.len() > 1, "jittered");
+    }
+}
