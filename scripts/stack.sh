@@ -3,7 +3,7 @@
 # command), prints where to publish and where to watch, and stops everything it
 # started on Ctrl-C.
 #
-# Ports (loopback): Redis 6379, router API 8090. State, logs and the generated
+# Ports (loopback): Redis 6379, router API 8090, discovery agent 9102. State, logs and the generated
 # tokens live in .stack/ (tokens are kept so a restart keeps working keys).
 #
 # Usage: scripts/stack.sh [--no-demo]
@@ -29,7 +29,7 @@ STREAM=${STREAM:-demo}
 
 bash scripts/setup.sh
 echo "building (release)..."
-cargo build --release --quiet --bin router-api
+cargo build --release --quiet --bin router-api --bin discovery
 BIN="$ROOT/target/release"
 
 if [ ! -f "$STATE/tokens.env" ]; then
@@ -48,6 +48,7 @@ cleanup() {
   for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped."
+  exit 0
 }
 trap cleanup INT TERM EXIT
 
@@ -71,6 +72,14 @@ wait_for redis 10 redis-cli -p "$REDIS_PORT" ping
 PIDS+=($!)
 wait_for router-api 10 curl -fsS "http://$ROUTER_ADDR/readyz"
 
+# The discovery agent beside origin-a's output folder (the origin writes
+# there once it exists; until then the agent has nothing to report).
+mkdir -p "$STATE/origin-a/hls"
+"$BIN/discovery" --origin-id origin-a --output-dir "$STATE/origin-a/hls" --advertise 127.0.0.1:8080 \
+  --router "http://$ROUTER_ADDR" --listen 127.0.0.1:9102 > "$STATE/logs/discovery-a.log" 2>&1 &
+PIDS+=($!)
+wait_for discovery 10 curl -fsS http://127.0.0.1:9102/healthz
+
 # The demo stream: created once; its key is rotated on each start so it can be printed.
 auth=(-H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H "content-type: application/json")
 if curl -fsS "${auth[@]}" "http://$ROUTER_ADDR/admin/streams/$STREAM" >/dev/null 2>&1; then
@@ -84,15 +93,16 @@ cat <<TXT
 Dionysia is up (logs in $STATE/logs):
   Redis        127.0.0.1:$REDIS_PORT
   router API   http://$ROUTER_ADDR   (OpenAPI: http://$ROUTER_ADDR/openapi.json)
+  discovery    http://127.0.0.1:9102/metrics   (watching $STATE/origin-a/hls)
   tokens       $STATE/tokens.env
 
 Stream "$STREAM" (key $KEY)
   publish (OBS: server / stream key):  rtmp://127.0.0.1:1935/live  /  $KEY
   watch:                               http://127.0.0.1:8081/$STREAM/index.m3u8
 
-Not running yet: the origin (RTMP/SRT ingest, HLS output), the discovery agent
-and the edge are still being built (issues 3, 4, 5), so nothing answers at the
-publish and watch addresses above; the demo publisher (--no-demo=$((1-DEMO)))
+Not running yet: the origin (RTMP/SRT ingest, HLS output) and the edge are
+still being built (issues 3 and 5), so nothing answers at the publish and
+watch addresses above yet, and the demo publisher (skipped with --no-demo)
 starts once the origin exists. Manage streams with the router API, e.g.:
   curl -H "Authorization: Bearer \$ROUTER_ADMIN_TOKEN" http://$ROUTER_ADDR/admin/streams
 

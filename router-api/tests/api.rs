@@ -680,3 +680,28 @@ async fn refuses_weak_tokens() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+/// docs/openapi.json is the served document, byte for byte (pretty-printed).
+/// Regenerate it with `UPDATE_DOCS=1 cargo test -p router-api openapi_doc`.
+#[tokio::test]
+async fn openapi_doc_in_docs_is_current() {
+    let h = Harness::start();
+    let served: Value = h
+        .req(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "docs/openapi.json is out of date: run UPDATE_DOCS=1 cargo test -p router-api openapi_doc"
+    );
+}

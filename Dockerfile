@@ -1,0 +1,23 @@
+# One image with every Dionysia binary; docker-compose.yml picks the command.
+# The runtime image carries the same GStreamer plugins as scripts/setup.sh.
+
+FROM rust:1.95-bookworm AS build
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+      cmake clang pkg-config libssl-dev \
+      libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --workspace --bins \
+    && mkdir /out \
+    && cp target/release/router-api target/release/discovery target/release/origin \
+          target/release/edge target/release/loadtest /out/
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+      ca-certificates curl libssl3 \
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+      gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/ /usr/local/bin/
+USER nobody
