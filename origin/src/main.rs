@@ -5,7 +5,8 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Dionysia origin (not implemented yet: it exits with an error).
+/// Dionysia origin (not implemented yet: it checks --profiles, then exits
+/// with an error).
 #[derive(Debug, Parser)]
 #[command(name = "origin", version)]
 struct Settings {
@@ -33,7 +34,16 @@ struct Settings {
 }
 
 fn main() {
-    let _ = Settings::parse();
-    eprintln!("origin: not implemented yet (see issue 3)");
+    let settings = Settings::parse();
+    // The one part that exists: the ladder configuration is checked, so an
+    // operator can validate a profiles file today.
+    match origin::profiles::Profiles::load(settings.profiles.as_deref()) {
+        Ok(p) => eprintln!("origin: profiles OK: {}", p.profiles.keys().cloned().collect::<Vec<_>>().join(", ")),
+        Err(e) => {
+            eprintln!("origin: {e}");
+            std::process::exit(1);
+        }
+    }
+    eprintln!("origin: ingest, transcoding and serving are not implemented yet (see issue 3)");
     std::process::exit(2);
 }

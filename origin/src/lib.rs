@@ -1,0 +1,8 @@
+//! The origin: ingest (RTMP, SRT) -> transcode (GStreamer ABR ladder) ->
+//! package (CMAF HLS) -> serve (HTTP).
+//!
+//! Being built (issue 3). What exists so far:
+//! - [`profiles`]: named ABR ladders from the origin's configuration, fitted
+//!   to each source (never upscaled).
+
+pub mod profiles;
