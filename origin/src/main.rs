@@ -38,7 +38,10 @@ fn main() {
     // The one part that exists: the ladder configuration is checked, so an
     // operator can validate a profiles file today.
     match origin::profiles::Profiles::load(settings.profiles.as_deref()) {
-        Ok(p) => eprintln!("origin: profiles OK: {}", p.profiles.keys().cloned().collect::<Vec<_>>().join(", ")),
+        Ok(p) => eprintln!(
+            "origin: profiles OK: {}",
+            p.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
         Err(e) => {
             eprintln!("origin: {e}");
             std::process::exit(1);

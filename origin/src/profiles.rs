@@ -42,8 +42,18 @@ pub enum ProfileError {
 }
 
 /// x264 speed presets, fastest first.
-const PRESETS: [&str; 10] =
-    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+const PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
 
 /// One rung of a ladder as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -134,8 +144,12 @@ impl Profile {
                 preset: r.preset.clone(),
             }
         };
-        let mut out: Vec<Rendition> =
-            self.rungs.iter().filter(|r| r.height <= source.height).map(|r| fit(r, r.height)).collect();
+        let mut out: Vec<Rendition> = self
+            .rungs
+            .iter()
+            .filter(|r| r.height <= source.height)
+            .map(|r| fit(r, r.height))
+            .collect();
         if out.is_empty()
             && let Some(lowest) = self.rungs.iter().min_by_key(|r| r.height)
         {
@@ -145,7 +159,12 @@ impl Profile {
     }
 
     fn validate(&self, name: &str) -> Result<(), ProfileError> {
-        let bad = |reason: String| Err(ProfileError::Invalid { profile: name.to_string(), reason });
+        let bad = |reason: String| {
+            Err(ProfileError::Invalid {
+                profile: name.to_string(),
+                reason,
+            })
+        };
         if validate_name("profile", name).is_err() {
             return bad("profile names must match [a-z0-9][a-z0-9_-]{0,63}".into());
         }
@@ -236,8 +255,10 @@ impl Profiles {
         match path {
             None => Ok(Profiles::builtin()),
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ProfileError::Read { path: p.display().to_string(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ProfileError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
                 Profiles::parse(&text)
             }
         }
@@ -252,7 +273,11 @@ impl Profiles {
 mod tests {
     use super::*;
 
-    const HD: Source = Source { width: 1920, height: 1080, fps: 60 };
+    const HD: Source = Source {
+        width: 1920,
+        height: 1080,
+        fps: 60,
+    };
 
     #[test]
     fn builtin_profiles_parse() {
@@ -264,25 +289,54 @@ mod tests {
     #[test]
     fn ladder_keeps_aspect_and_caps_fps() {
         let ladder = Profiles::builtin().get("default").unwrap().ladder_for(HD);
-        let dims: Vec<_> = ladder.iter().map(|r| (r.name.as_str(), r.width, r.height, r.fps)).collect();
-        assert_eq!(dims, [("720p", 1280, 720, 30), ("480p", 852, 480, 30), ("360p", 640, 360, 30)]);
-        let slow = Source { width: 1280, height: 720, fps: 25 };
-        assert!(Profiles::builtin().get("default").unwrap().ladder_for(slow).iter().all(|r| r.fps == 25));
+        let dims: Vec<_> = ladder
+            .iter()
+            .map(|r| (r.name.as_str(), r.width, r.height, r.fps))
+            .collect();
+        assert_eq!(
+            dims,
+            [("720p", 1280, 720, 30), ("480p", 852, 480, 30), ("360p", 640, 360, 30)]
+        );
+        let slow = Source {
+            width: 1280,
+            height: 720,
+            fps: 25,
+        };
+        assert!(
+            Profiles::builtin()
+                .get("default")
+                .unwrap()
+                .ladder_for(slow)
+                .iter()
+                .all(|r| r.fps == 25)
+        );
     }
 
     #[test]
     fn never_upscales() {
         let default = Profiles::builtin().get("default").unwrap().clone();
-        let sd = Source { width: 854, height: 480, fps: 30 };
+        let sd = Source {
+            width: 854,
+            height: 480,
+            fps: 30,
+        };
         let names: Vec<_> = default.ladder_for(sd).into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["480p", "360p"]);
         // Smaller than every rung: one rendition at the source's own size.
-        let tiny = Source { width: 320, height: 240, fps: 30 };
+        let tiny = Source {
+            width: 320,
+            height: 240,
+            fps: 30,
+        };
         let ladder = default.ladder_for(tiny);
         assert_eq!(ladder.len(), 1);
         assert_eq!((ladder[0].width, ladder[0].height), (320, 240));
         // Odd sizes come out even.
-        let odd = Source { width: 641, height: 361, fps: 30 };
+        let odd = Source {
+            width: 641,
+            height: 361,
+            fps: 30,
+        };
         let r = &default.ladder_for(odd)[0];
         assert_eq!((r.width % 2, r.height % 2), (0, 0));
     }
@@ -291,11 +345,23 @@ mod tests {
     fn bad_files_are_refused_with_a_reason() {
         let cases = [
             ("[profiles.x]\nrungs = []\n", "either passthrough"),
-            ("[profiles.x]\npassthrough = true\nsegment_duration = \"20s\"\n", "segment_duration"),
+            (
+                "[profiles.x]\npassthrough = true\nsegment_duration = \"20s\"\n",
+                "segment_duration",
+            ),
             ("[profiles.X]\npassthrough = true\n", "profile names"),
-            ("[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 1, fps = 30 }]\n", "bitrate"),
-            ("[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 900, fps = 30, preset = \"warp\" }]\n", "preset"),
-            ("[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 900, fps = 30 }, { name = \"a\", height = 360, video_bitrate_kbps = 500, fps = 30 }]\n", "twice"),
+            (
+                "[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 1, fps = 30 }]\n",
+                "bitrate",
+            ),
+            (
+                "[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 900, fps = 30, preset = \"warp\" }]\n",
+                "preset",
+            ),
+            (
+                "[profiles.x]\nrungs = [{ name = \"a\", height = 720, video_bitrate_kbps = 900, fps = 30 }, { name = \"a\", height = 360, video_bitrate_kbps = 500, fps = 30 }]\n",
+                "twice",
+            ),
             ("[profiles.x]\npassthrough = true\nbogus = 1\n", "unknown field"),
             ("not toml", "invalid"),
         ];
