@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -82,11 +82,7 @@ impl Metrics {
 
     fn render(&self) -> String {
         self.last_success_age.set(self.last_success_age_secs());
-        let mut buf = vec![];
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encode metrics");
-        String::from_utf8(buf).expect("metrics are UTF-8")
+        ops::render_metrics(&self.registry)
     }
 }
 
@@ -96,7 +92,7 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .route(
             "/metrics",
             get(|State(m): State<Arc<Metrics>>| async move {
-                ([("content-type", "text/plain; version=0.0.4")], m.render())
+                ([("content-type", ops::METRICS_CONTENT_TYPE)], m.render())
             }),
         )
         .route(

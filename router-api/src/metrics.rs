@@ -3,7 +3,7 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -50,11 +50,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut buf = vec![];
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encode metrics");
-        String::from_utf8(buf).expect("metrics are UTF-8")
+        ops::render_metrics(&self.registry)
     }
 }
 
@@ -81,5 +77,5 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
 }
 
 pub async fn handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], metrics.render())
+    ([("content-type", ops::METRICS_CONTENT_TYPE)], metrics.render())
 }
