@@ -130,6 +130,7 @@ struct Scripts {
     create_stream: Script,
     delete_stream: Script,
     rotate_key: Script,
+    update_stream: Script,
     delete_report: Script,
 }
 
@@ -313,15 +314,20 @@ impl Store {
             fields.push(("profile", p.into()));
         }
         if !fields.is_empty() {
-            // HSET only if the stream exists, so PATCH cannot create a stream.
-            let k2 = k.clone();
-            let exists: bool = self.run(|mut c| async move { c.exists(k2).await }).await?;
-            if !exists {
+            // One script, so PATCH can neither create a stream nor leave a
+            // partial one behind when it races a DELETE.
+            let updated: i64 = self
+                .run(|mut c| async move {
+                    let mut inv = self.scripts.update_stream.key(k);
+                    for (f, v) in &fields {
+                        inv.arg(*f).arg(v);
+                    }
+                    inv.invoke_async(&mut c).await
+                })
+                .await?;
+            if updated == 0 {
                 return Ok(None);
             }
-            let k2 = k.clone();
-            self.run(|mut c| async move { c.hset_multiple::<_, _, _, ()>(k2, &fields).await })
-                .await?;
         }
         self.get_stream(name).await
     }
@@ -519,6 +525,13 @@ impl Scripts {
                 redis.call('DEL', ARGV[2] .. h)
                 redis.call('SET', ARGV[2] .. ARGV[3], ARGV[1])
                 redis.call('HSET', KEYS[1], 'key_hash', ARGV[3])
+                return 1",
+            ),
+            // KEYS: stream hash. ARGV: field, value, field, value...
+            update_stream: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                redis.call('HSET', KEYS[1], unpack(ARGV))
                 return 1",
             ),
             // KEYS: routes hash, live zset. ARGV: origin, name.

@@ -89,6 +89,14 @@ async fn stream_management_happy_path() {
     assert_error(auth(key.clone()).await.unwrap(), 403).await;
     assert_eq!(auth(new_key.to_string()).await.unwrap().status(), 200);
 
+    // PATCH cannot create a stream.
+    let ghost = h
+        .admin(Method::PATCH, "/admin/streams/ghost")
+        .json(&json!({"enabled": true}))
+        .send();
+    assert_error(ghost.await.unwrap(), 404).await;
+    assert_eq!(h.redis.cli(&["EXISTS", "dionysia:stream:ghost"]).trim(), "0");
+
     // Delete: gone, and its key no longer authorizes.
     let del = h.admin(Method::DELETE, "/admin/streams/golive").send().await.unwrap();
     assert_eq!(del.status(), 204);
