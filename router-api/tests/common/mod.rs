@@ -46,6 +46,14 @@ impl Harness {
             .timeout(Duration::from_secs(5))
     }
 
+    /// A request on a connection of its own, for requests after which the
+    /// server closes the connection (413, 431): a pooled connection could
+    /// otherwise carry the next request into the closing socket.
+    pub fn oneshot(&self, method: Method, path: &str) -> RequestBuilder {
+        let client = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        client.request(method, self.url(path)).timeout(Duration::from_secs(5))
+    }
+
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.req(method, path).bearer_auth(ADMIN)
     }
