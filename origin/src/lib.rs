@@ -1,11 +1,23 @@
 //! The origin: ingest (RTMP, SRT) -> transcode (GStreamer ABR ladder) ->
 //! package (CMAF HLS) -> serve (HTTP).
 //!
-//! Being built (issue 3). What exists so far:
-//! - [`profiles`]: named ABR ladders from the origin's configuration, fitted
-//!   to each source (never upscaled).
-//! - [`package`]: the live media playlist model (segments made of parts,
-//!   sliding window, PROGRAM-DATE-TIME) and atomic playlist writes.
+//! - [`ingest`]: protocol servers that turn publishers into container bytes;
+//! - [`publish`]: one publish from authorization to EXT-X-ENDLIST;
+//! - [`router`]: the router API client (`POST /authorize`);
+//! - [`profiles`]: named ABR ladders, fitted to each source;
+//! - [`transcode`]: the GStreamer pipeline of one publish;
+//! - [`package`]: CMAF segments and HLS playlists on disk;
+//! - [`serve`]: HTTP with cache headers and CORS;
+//! - [`janitor`]: removal of ended streams' output;
+//! - [`metrics`], [`settings`].
 
+pub mod ingest;
+pub mod janitor;
+pub mod metrics;
 pub mod package;
 pub mod profiles;
+pub mod publish;
+pub mod router;
+pub mod serve;
+pub mod settings;
+pub mod transcode;

@@ -1,52 +1,62 @@
-//! `origin`: RTMP/SRT ingest, GStreamer ABR transcoding, CMAF HLS packaging
-//! and HTTP serving. Not written yet (issue 3): it only documents its settings.
+//! `origin`: the binary. Wires ingest (RTMP, SRT), the shared publish
+//! context, the HTTP server and the janitor; stops on SIGTERM/SIGINT.
 
+use anyhow::Context;
 use clap::Parser;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use origin::metrics::Metrics;
+use origin::profiles::Profiles;
+use origin::publish::OriginContext;
+use origin::router::RouterClient;
+use origin::settings::Settings;
+use origin::{ingest, janitor, serve, transcode};
+use std::sync::Arc;
 
-/// Dionysia origin (not implemented yet: it checks --profiles, then exits
-/// with an error).
-#[derive(Debug, Parser)]
-#[command(name = "origin", version)]
-struct Settings {
-    /// This origin's id, as reported to the router API.
-    #[arg(long, env = "ORIGIN_ID")]
-    origin_id: String,
-    /// RTMP listen address.
-    #[arg(long, env = "ORIGIN_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
-    rtmp_listen: SocketAddr,
-    /// SRT listen address.
-    #[arg(long, env = "ORIGIN_SRT_LISTEN")]
-    srt_listen: Option<SocketAddr>,
-    /// HTTP listen address for HLS output.
-    #[arg(long, env = "ORIGIN_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
-    http_listen: SocketAddr,
-    /// Folder the HLS output is written to.
-    #[arg(long, env = "ORIGIN_OUTPUT_DIR")]
-    output_dir: PathBuf,
-    /// Router API base URL (agent token from ROUTER_AGENT_TOKEN).
-    #[arg(long, env = "ORIGIN_ROUTER", default_value = "http://127.0.0.1:8090")]
-    router: String,
-    /// TOML file of transcoding ladders.
-    #[arg(long, env = "ORIGIN_PROFILES")]
-    profiles: Option<PathBuf>,
-}
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let s = Settings::parse();
+    ops::init_logging(&s.log);
+    s.check()?;
+    transcode::init()?;
+    let profiles = Profiles::load(s.profiles.as_deref())?;
+    std::fs::create_dir_all(&s.output_dir)
+        .with_context(|| format!("cannot create --output-dir {}", s.output_dir.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let router = RouterClient::new(&s.router, &s.agent_token, &s.origin_id, s.router_timeout)?;
+    let target = profiles
+        .get("default")
+        .map_or(2, |p| p.segment_duration.as_secs().max(1));
+    let ctx = Arc::new(OriginContext::new(
+        s.output_dir.clone(),
+        profiles,
+        router,
+        metrics.clone(),
+        s.segment_grace,
+    ));
 
-fn main() {
-    let settings = Settings::parse();
-    // The one part that exists: the ladder configuration is checked, so an
-    // operator can validate a profiles file today.
-    match origin::profiles::Profiles::load(settings.profiles.as_deref()) {
-        Ok(p) => eprintln!(
-            "origin: profiles OK: {}",
-            p.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
-        Err(e) => {
-            eprintln!("origin: {e}");
-            std::process::exit(1);
-        }
+    let rtmp = tokio::net::TcpListener::bind(s.rtmp_listen)
+        .await
+        .with_context(|| format!("cannot listen for RTMP on {}", s.rtmp_listen))?;
+    tokio::spawn(ingest::rtmp::serve(rtmp, ctx.clone()));
+    if let Some(addr) = s.srt_listen {
+        ingest::srt::start(addr, ctx.clone()).context("cannot start the SRT listener")?;
     }
-    eprintln!("origin: ingest, transcoding and serving are not implemented yet (see issue 3)");
-    std::process::exit(2);
+    tokio::spawn(janitor::run(ctx.clone(), s.retain_ended));
+
+    let http = tokio::net::TcpListener::bind(s.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", s.http_listen))?;
+    let state = serve::ServeState {
+        output_dir: Arc::new(s.output_dir.clone()),
+        metrics,
+        // Half a target duration, in whole seconds (at least 1).
+        playlist_max_age: (target / 2).max(1),
+    };
+    tracing::info!(
+        origin = %s.origin_id, rtmp = %s.rtmp_listen, srt = ?s.srt_listen, http = %s.http_listen,
+        output = %s.output_dir.display(), "origin running"
+    );
+    axum::serve(http, serve::router(state))
+        .with_graceful_shutdown(ops::shutdown_signal())
+        .await?;
+    Ok(())
 }

@@ -2,7 +2,11 @@
 //!
 //! - [`playlist`]: the live media playlist model (segments made of parts,
 //!   sliding window, retention of segments that left it) and its rendering.
+//! - [`multivariant`]: the multivariant playlist (variants + audio group).
+//! - [`session`]: writes one publish session from `cmafmux` output.
 //! - [`fsio`]: atomic file replacement, so readers never see half a playlist.
 
 pub mod fsio;
+pub mod multivariant;
 pub mod playlist;
+pub mod session;

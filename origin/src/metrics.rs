@@ -1,0 +1,89 @@
+//! Prometheus metrics of the origin.
+
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub streams_live: IntGauge,
+    pub publishers_refused: IntCounterVec,
+    pub frames_in: IntCounterVec,
+    pub frames_out: IntCounterVec,
+    pub encoder_lag: GaugeVec,
+    pub segments_written: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let streams_live = IntGauge::new("origin_streams_live", "Streams being published to this origin").unwrap();
+        let publishers_refused = IntCounterVec::new(
+            Opts::new(
+                "origin_publishers_refused_total",
+                "Publishers refused or dropped, by reason",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        let frames_in = IntCounterVec::new(
+            Opts::new("origin_frames_in_total", "Video frames received, by stream"),
+            &["stream"],
+        )
+        .unwrap();
+        let frames_out = IntCounterVec::new(
+            Opts::new("origin_frames_out_total", "Frames packaged, by stream and rendition"),
+            &["stream", "rendition"],
+        )
+        .unwrap();
+        let encoder_lag = GaugeVec::new(
+            Opts::new(
+                "origin_encoder_lag_seconds",
+                "Wall-clock time since the publish started minus media time packaged (grows when transcoding is slower than real time)",
+            ),
+            &["stream"],
+        )
+        .unwrap();
+        let segments_written = IntCounterVec::new(
+            Opts::new(
+                "origin_segments_written_total",
+                "Media segments written, by stream and rendition",
+            ),
+            &["stream", "rendition"],
+        )
+        .unwrap();
+        for c in [
+            Box::new(streams_live.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(publishers_refused.clone()),
+            Box::new(frames_in.clone()),
+            Box::new(frames_out.clone()),
+            Box::new(encoder_lag.clone()),
+            Box::new(segments_written.clone()),
+        ] {
+            registry.register(c).unwrap();
+        }
+        Metrics {
+            registry,
+            streams_live,
+            publishers_refused,
+            frames_in,
+            frames_out,
+            encoder_lag,
+            segments_written,
+        }
+    }
+
+    /// Drops a stream's labelled series when it ends (bounded cardinality).
+    pub fn forget_stream(&self, stream: &str, renditions: &[String]) {
+        let _ = self.frames_in.remove_label_values(&[stream]);
+        let _ = self.encoder_lag.remove_label_values(&[stream]);
+        for r in renditions {
+            let _ = self.frames_out.remove_label_values(&[stream, r]);
+            let _ = self.segments_written.remove_label_values(&[stream, r]);
+        }
+    }
+}

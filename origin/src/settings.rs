@@ -1,0 +1,85 @@
+//! Command-line settings, each with an environment-variable fallback.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Dionysia origin: takes RTMP and SRT publishers, checks their stream key
+/// with the router API, transcodes an ABR ladder with GStreamer, writes CMAF
+/// HLS to --output-dir and serves it over HTTP.
+///
+/// Publish with OBS to server `rtmp://HOST:1935/live` with the stream key, or
+/// `ffmpeg ... -f flv rtmp://HOST:1935/live/KEY`; over SRT with
+/// `srt://HOST:PORT?streamid=KEY` (MPEG-TS). Playback:
+/// `http://HOST:HTTP_PORT/{stream}/index.m3u8`.
+///
+/// Every setting can be given as a flag or as the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(name = "origin", version)]
+pub struct Settings {
+    /// This origin's id, as the router API and discovery agent know it.
+    #[arg(long, env = "ORIGIN_ID")]
+    pub origin_id: String,
+
+    /// RTMP listen address.
+    #[arg(long, env = "ORIGIN_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
+    pub rtmp_listen: SocketAddr,
+
+    /// SRT listen address (MPEG-TS inside, stream key in the streamid). Off
+    /// when not set.
+    #[arg(long, env = "ORIGIN_SRT_LISTEN")]
+    pub srt_listen: Option<SocketAddr>,
+
+    /// HTTP listen address: HLS output, /healthz, /metrics.
+    #[arg(long, env = "ORIGIN_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+
+    /// Folder the HLS output is written to (created if missing).
+    #[arg(long, env = "ORIGIN_OUTPUT_DIR")]
+    pub output_dir: PathBuf,
+
+    /// Router API base URL.
+    #[arg(long, env = "ORIGIN_ROUTER", default_value = "http://127.0.0.1:8090")]
+    pub router: reqwest::Url,
+
+    /// Agent token presented to the router API.
+    #[arg(long, env = "ROUTER_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: String,
+
+    /// TOML file of transcoding ladders (built-in `default`, `low` and
+    /// `passthrough` when absent).
+    #[arg(long, env = "ORIGIN_PROFILES")]
+    pub profiles: Option<PathBuf>,
+
+    /// How long a segment stays on disk after leaving the playlist window.
+    #[arg(long, env = "ORIGIN_SEGMENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub segment_grace: Duration,
+
+    /// How long an ended stream's output stays on disk.
+    #[arg(long, env = "ORIGIN_RETAIN_ENDED", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub retain_ended: Duration,
+
+    /// Time limit of an authorization request to the router API.
+    #[arg(long, env = "ORIGIN_ROUTER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub router_timeout: Duration,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "ORIGIN_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Settings {
+    pub fn check(&self) -> anyhow::Result<()> {
+        api_types::validate_name("origin id", &self.origin_id)?;
+        anyhow::ensure!(
+            !self.agent_token.is_empty(),
+            "the agent token (ROUTER_AGENT_TOKEN) is empty"
+        );
+        anyhow::ensure!(
+            matches!(self.router.scheme(), "http" | "https"),
+            "--router must be an http(s) URL"
+        );
+        Ok(())
+    }
+}
