@@ -542,3 +542,105 @@ async fn bad_settings_are_refused_and_documented() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+/// The agent on the real origin's output: ffmpeg publishes over RTMP, the
+/// origin transcodes and packages, the agent reports, the route leads to a
+/// playable playlist, and the end of the publish withdraws it.
+#[tokio::test]
+async fn reports_the_real_origins_output() {
+    let router = Router::start("15s");
+    let created: Value = Client::new()
+        .post(format!("{}/admin/streams", router.url()))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": "real"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let out = tempfile::tempdir().unwrap();
+    let (rtmp, http) = (free_addr(), free_addr());
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../origin/tests/profiles.toml");
+    let _origin = Process::spawn(
+        "origin",
+        bin_path("origin"),
+        [
+            "--origin-id",
+            "origin-a",
+            "--rtmp-listen",
+            &rtmp.to_string(),
+            "--http-listen",
+            &http.to_string(),
+            "--output-dir",
+            out.path().to_str().unwrap(),
+            "--router",
+            &router.url(),
+            "--profiles",
+            profiles.to_str().unwrap(),
+        ],
+        &[("ROUTER_AGENT_TOKEN", AGENT)],
+    );
+    wait_until("origin ready", Duration::from_secs(10), || {
+        matches!(http_get(http, "/healthz"), Some((200, _)))
+    });
+    let _agent = start_agent("origin-a", out.path(), &http.to_string(), &router.url(), &[]);
+
+    let url = format!("rtmp://{rtmp}/live/{key}");
+    let mut ffmpeg = Process::spawn(
+        "ffmpeg",
+        "ffmpeg",
+        [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=15",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            &url,
+        ],
+        &[],
+    );
+    wait_status(&router, "real", 200, Duration::from_secs(10)).await;
+    let (_, route) = router.route("real").await;
+    assert_eq!(route["host"], http.to_string());
+    let session = route["origins"][0]["session"].as_str().unwrap().to_string();
+    assert!(
+        out.path().join("real").join(&session).is_dir(),
+        "the reported session is the one on disk"
+    );
+    let names: Vec<&str> = route["origins"][0]["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"360p") && names.contains(&"audio"), "{route}");
+    // The route leads to the playlist.
+    let manifest = route["manifest"].as_str().unwrap();
+    assert_eq!(http_get(http, &format!("/{manifest}")).map(|r| r.0), Some(200));
+
+    wait_until("ffmpeg to finish", Duration::from_secs(20), || !ffmpeg.is_running());
+    wait_status(&router, "real", 404, Duration::from_secs(3)).await;
+}
