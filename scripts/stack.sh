@@ -3,7 +3,8 @@
 # command), prints where to publish and where to watch, and stops everything it
 # started on Ctrl-C.
 #
-# Ports (loopback): Redis 6379, router API 8090, discovery agent 9102. State, logs and the generated
+# Ports (loopback): Redis 6379, router API 8090, origin RTMP 1935 and HTTP
+# 8080, discovery agent 9102. State, logs and the generated
 # tokens live in .stack/ (tokens are kept so a restart keeps working keys).
 #
 # Usage: scripts/stack.sh [--no-demo]
@@ -29,7 +30,7 @@ STREAM=${STREAM:-demo}
 
 bash scripts/setup.sh
 echo "building (release)..."
-cargo build --release --quiet --bin router-api --bin discovery
+cargo build --release --quiet --bin router-api --bin discovery --bin origin
 BIN="$ROOT/target/release"
 
 if [ ! -f "$STATE/tokens.env" ]; then
@@ -72,9 +73,12 @@ wait_for redis 10 redis-cli -p "$REDIS_PORT" ping
 PIDS+=($!)
 wait_for router-api 10 curl -fsS "http://$ROUTER_ADDR/readyz"
 
-# The discovery agent beside origin-a's output folder (the origin writes
-# there once it exists; until then the agent has nothing to report).
+# Origin A and, beside its output folder, its discovery agent.
 mkdir -p "$STATE/origin-a/hls"
+"$BIN/origin" --origin-id origin-a --rtmp-listen 127.0.0.1:1935 --http-listen 127.0.0.1:8080 \
+  --output-dir "$STATE/origin-a/hls" --router "http://$ROUTER_ADDR" > "$STATE/logs/origin-a.log" 2>&1 &
+PIDS+=($!)
+wait_for origin 15 curl -fsS http://127.0.0.1:8080/healthz
 "$BIN/discovery" --origin-id origin-a --output-dir "$STATE/origin-a/hls" --advertise 127.0.0.1:8080 \
   --router "http://$ROUTER_ADDR" --listen 127.0.0.1:9102 > "$STATE/logs/discovery-a.log" 2>&1 &
 PIDS+=($!)
@@ -88,22 +92,31 @@ else
   KEY=$(curl -fsS "${auth[@]}" -d "{\"name\":\"$STREAM\"}" "http://$ROUTER_ADDR/admin/streams" | jq -r .key)
 fi
 
+if [ "$DEMO" = 1 ]; then
+  # A test pattern with a clock and a tone, looped for as long as the stack runs.
+  ffmpeg -hide_banner -loglevel error -re -f lavfi -i "testsrc2=size=1280x720:rate=30" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -c:v libx264 -preset veryfast -tune zerolatency -g 60 -pix_fmt yuv420p -b:v 3000k \
+    -c:a aac -b:a 128k -f flv "rtmp://127.0.0.1:1935/live/$KEY" > "$STATE/logs/demo-publisher.log" 2>&1 &
+  PIDS+=($!)
+fi
+
 cat <<TXT
 
 Dionysia is up (logs in $STATE/logs):
   Redis        127.0.0.1:$REDIS_PORT
   router API   http://$ROUTER_ADDR   (OpenAPI: http://$ROUTER_ADDR/openapi.json)
-  discovery    http://127.0.0.1:9102/metrics   (watching $STATE/origin-a/hls)
+  origin-a     rtmp://127.0.0.1:1935/live, http://127.0.0.1:8080 (output in $STATE/origin-a/hls)
+  discovery    http://127.0.0.1:9102/metrics
   tokens       $STATE/tokens.env
 
 Stream "$STREAM" (key $KEY)
   publish (OBS: server / stream key):  rtmp://127.0.0.1:1935/live  /  $KEY
-  watch:                               http://127.0.0.1:8081/$STREAM/index.m3u8
+  watch (any HLS player, e.g. ffplay or VLC): http://127.0.0.1:8080/$STREAM/index.m3u8
+  $( [ "$DEMO" = 1 ] && echo "the demo publisher is sending a test pattern now" || echo "no demo publisher (--no-demo): publish from OBS" )
 
-Not running yet: the origin (RTMP/SRT ingest, HLS output) and the edge are
-still being built (issues 3 and 5), so nothing answers at the publish and
-watch addresses above yet, and the demo publisher (skipped with --no-demo)
-starts once the origin exists. Manage streams with the router API, e.g.:
+Not running yet: the edge (issue 5); until it exists, players read from the
+origin directly. Manage streams with the router API, e.g.:
   curl -H "Authorization: Bearer \$ROUTER_ADMIN_TOKEN" http://$ROUTER_ADDR/admin/streams
 
 Ctrl-C stops everything.

@@ -37,9 +37,116 @@ pub fn parse_media_playlist_uri(uri: &str) -> Option<(&str, &str)> {
     (parts.next().is_none() && file == PLAYLIST).then_some((session, rendition))
 }
 
+/// What an HLS object path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Multivariant,
+    MediaPlaylist,
+    Init,
+    Segment,
+}
+
+impl ObjectKind {
+    /// A short label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            ObjectKind::Multivariant => "multivariant",
+            ObjectKind::MediaPlaylist => "playlist",
+            ObjectKind::Init => "init",
+            ObjectKind::Segment => "segment",
+        }
+    }
+}
+
+/// A URL path (`/golive/index.m3u8`, `/golive/{session}/720p/12.m4s`, ...)
+/// taken apart. Only the shapes of the layout, with every component valid,
+/// parse: anything else (`..`, encodings, dot-files, other files) does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectPath<'a> {
+    pub stream: &'a str,
+    /// `(session, rendition)` for everything but the multivariant playlist.
+    pub media: Option<(&'a str, &'a str)>,
+    pub kind: ObjectKind,
+}
+
+/// Parses a URL path against the layout.
+pub fn parse_object_path(path: &str) -> Option<ObjectPath<'_>> {
+    use crate::ident::{validate_name, validate_session};
+    let mut parts = path.strip_prefix('/')?.split('/');
+    let stream = parts.next()?;
+    validate_name("stream name", stream).ok()?;
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        [PLAYLIST] => Some(ObjectPath {
+            stream,
+            media: None,
+            kind: ObjectKind::Multivariant,
+        }),
+        [session, rendition, file] => {
+            validate_session(session).ok()?;
+            validate_name("rendition", rendition).ok()?;
+            let kind = match *file {
+                PLAYLIST => ObjectKind::MediaPlaylist,
+                INIT_SEGMENT => ObjectKind::Init,
+                f => {
+                    let n = f.strip_suffix(".m4s")?;
+                    if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    ObjectKind::Segment
+                }
+            };
+            Some(ObjectPath {
+                stream,
+                media: Some((session, rendition)),
+                kind,
+            })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_paths() {
+        let p = parse_object_path("/golive/index.m3u8").unwrap();
+        assert_eq!((p.stream, p.media, p.kind), ("golive", None, ObjectKind::Multivariant));
+        let p = parse_object_path("/golive/s1/720p/12.m4s").unwrap();
+        assert_eq!((p.media, p.kind), (Some(("s1", "720p")), ObjectKind::Segment));
+        assert_eq!(
+            parse_object_path("/golive/s1/720p/init.mp4").unwrap().kind,
+            ObjectKind::Init
+        );
+        assert_eq!(
+            parse_object_path("/golive/s1/720p/index.m3u8").unwrap().kind,
+            ObjectKind::MediaPlaylist
+        );
+        for bad in [
+            "",
+            "/",
+            "golive/index.m3u8",
+            "/golive",
+            "/golive/",
+            "/../etc/passwd",
+            "/golive/../../x",
+            "/%2e%2e/index.m3u8",
+            "/golive/s1/720p/..",
+            "/golive/s1/../index.m3u8",
+            "/Golive/index.m3u8",
+            "/golive/s1/720p/x.m4s",
+            "/golive/s1/720p/.index.m3u8.tmp",
+            "/golive/s1/720p/index.m3u8/x",
+            "/golive/s1/index.m3u8",
+            "/golive/s.1/720p/1.m4s",
+            "/golive//720p/1.m4s",
+            "/golive/s1/720p/1.ts",
+        ] {
+            assert!(parse_object_path(bad).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn media_uris_round_trip() {

@@ -9,11 +9,12 @@
 //! - 404s are `no-store`, so a segment asked for a moment too early is not
 //!   remembered as missing.
 //!
-//! Paths are checked segment by segment against a small alphabet before
-//! touching the disk, so neither `..` nor its encodings can leave the output
-//! folder.
+//! Paths must parse as one of the layout's shapes
+//! (`api_types::layout::parse_object_path`) before the disk is touched, so
+//! neither `..` nor its encodings can leave the output folder.
 
 use crate::metrics::Metrics;
+use api_types::layout::{ObjectKind, parse_object_path};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -45,39 +46,6 @@ pub fn router(state: ServeState) -> Router {
         )
         .fallback(serve_file)
         .with_state(state)
-}
-
-/// What a path names, by its shape (see `api_types::layout`).
-#[derive(Debug, PartialEq, Eq)]
-enum Kind {
-    Multivariant,
-    MediaPlaylist,
-    Init,
-    Segment,
-}
-
-fn classify(segments: &[&str]) -> Option<Kind> {
-    let file = *segments.last()?;
-    match (segments.len(), file) {
-        (2, "index.m3u8") => Some(Kind::Multivariant),
-        (4, "index.m3u8") => Some(Kind::MediaPlaylist),
-        (4, "init.mp4") => Some(Kind::Init),
-        (4, f) if f.ends_with(".m4s") => Some(Kind::Segment),
-        _ => None,
-    }
-}
-
-/// The path's segments, if every one is a plain name.
-fn safe_segments(path: &str) -> Option<Vec<&str>> {
-    let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
-    let ok = segs.iter().all(|s| {
-        !s.is_empty()
-            && !s.starts_with('.')
-            && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    });
-    ok.then_some(segs)
 }
 
 fn cors(headers: &mut HeaderMap) {
@@ -116,28 +84,26 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         return r;
     }
-    // The raw path: percent-encoded dots or slashes fail the alphabet check.
-    let Some(segs) = safe_segments(req.uri().path()) else {
+    // The raw path, checked against the layout: percent-encoded dots or
+    // slashes, dot-files and anything outside the layout do not parse.
+    let Some(obj) = parse_object_path(req.uri().path()) else {
         return not_found();
     };
-    let Some(kind) = classify(&segs) else {
-        return not_found();
-    };
-    let path: PathBuf = segs
-        .iter()
-        .fold(PathBuf::from(st.output_dir.as_path()), |p, s| p.join(s));
+    let path: PathBuf = req.uri().path()[1..]
+        .split('/')
+        .fold(st.output_dir.to_path_buf(), |p, s| p.join(s));
     let body = match read(&path).await {
         Some(b) => b,
         None => return not_found(),
     };
-    let (ctype, cache) = match kind {
-        Kind::Multivariant => ("application/vnd.apple.mpegurl", "public, max-age=2".to_string()),
-        Kind::MediaPlaylist => (
+    let (ctype, cache) = match obj.kind {
+        ObjectKind::Multivariant => ("application/vnd.apple.mpegurl", "public, max-age=2".to_string()),
+        ObjectKind::MediaPlaylist => (
             "application/vnd.apple.mpegurl",
             format!("public, max-age={}", st.playlist_max_age),
         ),
-        Kind::Init => ("video/mp4", "public, max-age=31536000, immutable".to_string()),
-        Kind::Segment => ("video/iso.segment", "public, max-age=31536000, immutable".to_string()),
+        ObjectKind::Init => ("video/mp4", "public, max-age=31536000, immutable".to_string()),
+        ObjectKind::Segment => ("video/iso.segment", "public, max-age=31536000, immutable".to_string()),
     };
     let len = body.len();
     let mut r = if method == Method::HEAD {
@@ -155,41 +121,4 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
 
 async fn read(path: &Path) -> Option<Vec<u8>> {
     tokio::fs::read(path).await.ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_layout_paths_are_served() {
-        assert_eq!(
-            classify(&safe_segments("/golive/index.m3u8").unwrap()),
-            Some(Kind::Multivariant)
-        );
-        assert_eq!(
-            classify(&safe_segments("/golive/s1/720p/index.m3u8").unwrap()),
-            Some(Kind::MediaPlaylist)
-        );
-        assert_eq!(
-            classify(&safe_segments("/golive/s1/720p/init.mp4").unwrap()),
-            Some(Kind::Init)
-        );
-        assert_eq!(
-            classify(&safe_segments("/golive/s1/720p/12.m4s").unwrap()),
-            Some(Kind::Segment)
-        );
-        for bad in [
-            "/../etc/passwd",
-            "/golive/../../x",
-            "/%2e%2e/x",
-            "/golive/.hidden",
-            "/a//b",
-            "/a\\b",
-            "/golive/s1/720p/.index.m3u8.tmp",
-        ] {
-            assert!(safe_segments(bad).and_then(|s| classify(&s)).is_none(), "{bad}");
-        }
-        assert!(classify(&safe_segments("/golive/s1/720p/x.txt").unwrap()).is_none());
-    }
 }

@@ -1,0 +1,116 @@
+//! Which origins hold a stream: the router API's answer, kept in memory.
+//!
+//! - A fresh answer is reused for `fresh_for` (about a second), so a
+//!   thousand viewers of one stream cost the router one look-up a second.
+//! - Concurrent look-ups of one stream are coalesced into one request
+//!   (`moka`'s `try_get_with` runs one initializer per key at a time).
+//! - When the router API (or its Redis) fails, the last good answer is
+//!   served for up to `stale_for`: the seed prototype's question "what if the
+//!   HTTP API goes offline for 5 minutes?" costs viewers of a live stream
+//!   nothing.
+//! - "Not live" (404) is an answer too, cached like the others, so a request
+//!   for an unknown stream is a quick 404 without a look-up each time.
+
+use api_types::Route;
+use moka::future::Cache;
+use reqwest::{Client, StatusCode, Url};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Error)]
+pub enum RouteError {
+    #[error("router API unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Outcome of one look-up, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupSource {
+    /// Answered from memory.
+    Cached,
+    /// Asked the router API.
+    Fetched,
+    /// The router API failed; the last good answer was used.
+    Stale,
+}
+
+pub struct RouteTable {
+    client: Client,
+    base: Url,
+    fresh: Cache<String, Option<Arc<Route>>>,
+    last_good: Mutex<HashMap<String, (Arc<Route>, Instant)>>,
+    stale_for: Duration,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+/// Most distinct streams remembered at once.
+const MAX_STREAMS: u64 = 100_000;
+
+impl RouteTable {
+    pub fn new(base: Url, fresh_for: Duration, stale_for: Duration, timeout: Duration) -> anyhow::Result<RouteTable> {
+        Ok(RouteTable {
+            client: Client::builder().timeout(timeout).connect_timeout(timeout).build()?,
+            base,
+            fresh: Cache::builder().max_capacity(MAX_STREAMS).time_to_live(fresh_for).build(),
+            last_good: Mutex::default(),
+            stale_for,
+            fetches: Default::default(),
+        })
+    }
+
+    /// Router API requests made so far (coalescing makes this small).
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The route of `stream`, `None` when no origin holds it.
+    pub async fn lookup(&self, stream: &str) -> (Result<Option<Arc<Route>>, RouteError>, LookupSource) {
+        if let Some(hit) = self.fresh.get(stream).await {
+            return (Ok(hit), LookupSource::Cached);
+        }
+        let fetched = self.fresh.try_get_with(stream.to_string(), self.fetch(stream)).await;
+        match fetched {
+            Ok(route) => {
+                if let Some(r) = &route {
+                    self.last_good.lock().expect("routes lock").insert(stream.to_string(), (r.clone(), Instant::now()));
+                }
+                (Ok(route), LookupSource::Fetched)
+            }
+            Err(e) => {
+                let mut last = self.last_good.lock().expect("routes lock");
+                match last.get(stream) {
+                    Some((r, at)) if at.elapsed() <= self.stale_for => (Ok(Some(r.clone())), LookupSource::Stale),
+                    Some(_) => {
+                        last.remove(stream);
+                        (Err((*e).clone()), LookupSource::Fetched)
+                    }
+                    None => (Err((*e).clone()), LookupSource::Fetched),
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, stream: &str) -> Result<Option<Arc<Route>>, RouteError> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| RouteError::Unavailable("router URL cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(["streams", stream]);
+        let resp = self.client.get(url).send().await.map_err(|e| RouteError::Unavailable(e.to_string()))?;
+        match resp.status() {
+            StatusCode::OK => {
+                let route: Route = resp.json().await.map_err(|e| RouteError::Unavailable(e.to_string()))?;
+                Ok((!route.origins.is_empty()).then(|| Arc::new(route)))
+            }
+            StatusCode::NOT_FOUND => {
+                // Not live now: forget any older answer too.
+                self.last_good.lock().expect("routes lock").remove(stream);
+                Ok(None)
+            }
+            s => Err(RouteError::Unavailable(format!("router answered {s}"))),
+        }
+    }
+}

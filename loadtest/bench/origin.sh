@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Origin benchmarks, each beside a peer measured in the same run:
+#
+#  1. CPU seconds per media second of the default ladder (720p/480p/360p,
+#     x264 veryfast, zerolatency, no B-frames, 2 s GOP, AAC 128k), beside
+#     ffmpeg encoding the same ladder with the same x264 settings from the
+#     same input file into fMP4 HLS.
+#  2. How many default-ladder streams one origin sustains at real time:
+#     1..MAX_STREAMS publishers at once; a count is sustained when every
+#     stream's encoder lag stays under one segment and every rendition wrote
+#     the segments real time calls for.
+#  3. Time from the publisher's start to the first segment listed, beside
+#     nginx-rtmp (libnginx-mod-rtmp) with the same 2 s fragments; ours with
+#     the default ladder and with passthrough.
+#
+#   loadtest/bench/origin.sh [SECONDS] [MAX_STREAMS]
+#
+# Everything runs on loopback with free ports; every process started is
+# stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+SECS=${1:-20}
+MAX_STREAMS=${2:-3}
+
+bash scripts/setup.sh
+cargo build --release --quiet -p router-api -p origin
+BIN="$ROOT/target/release"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { local end=$((SECONDS + 15)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.05; done; }
+# CPU seconds (user+system) a PID has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+
+# The common input: 720p30 H.264 with a 2 s GOP and AAC, SECS long.
+INPUT="$WORK/input.mp4"
+ffmpeg -hide_banner -loglevel error -f lavfi -i "testsrc2=size=1280x720:rate=30" \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" \
+  -c:v libx264 -preset veryfast -g 60 -pix_fmt yuv420p -b:v 4000k -c:a aac -b:a 128k "$INPUT"
+
+# --- router + origin -------------------------------------------------------
+RPORT=$(free_port); APORT=$(free_port); RTMP=$(free_port); HTTP=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
+wait_for redis-cli -p "$RPORT" ping
+export ROUTER_ADMIN_TOKEN=bench-admin-token-000000 ROUTER_AGENT_TOKEN=bench-agent-token-000000
+"$BIN/router-api" --listen "127.0.0.1:$APORT" --redis "redis://127.0.0.1:$RPORT" --log warn > "$WORK/router.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$APORT/readyz"
+"$BIN/origin" --origin-id bench --rtmp-listen "127.0.0.1:$RTMP" --http-listen "127.0.0.1:$HTTP" \
+  --output-dir "$WORK/out" --router "http://127.0.0.1:$APORT" --log warn > "$WORK/origin.log" 2>&1 & ORIGIN=$!; PIDS+=($ORIGIN)
+wait_for curl -fsS "http://127.0.0.1:$HTTP/healthz"
+create() { curl -fsS -H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H 'content-type: application/json' \
+  -d "{\"name\":\"$1\",\"profile\":\"$2\"}" "http://127.0.0.1:$APORT/admin/streams" | jq -r .key; }
+publish() { ffmpeg -hide_banner -loglevel error -re -i "$INPUT" -c copy -f flv "rtmp://127.0.0.1:$RTMP/live/$1"; }
+
+# --- 1. CPU per media second ---------------------------------------------
+KEY=$(create cpu default)
+before=$(cpu_of "$ORIGIN")
+publish "$KEY"
+sleep 1.5  # let the pipeline drain its last fragments (it ends within 0.7 s)
+ours=$(awk -v a="$before" -v b="$(cpu_of "$ORIGIN")" -v s="$SECS" 'BEGIN {printf "%.3f", (b - a) / s}')
+X264="-c:v libx264 -preset veryfast -tune zerolatency -bf 0 -g 60 -keyint_min 60 -sc_threshold 0"
+mkdir -p "$WORK/ff"
+/usr/bin/env time -f "%U %S" -o "$WORK/ff.time" ffmpeg -hide_banner -loglevel error -i "$INPUT" \
+  -filter_complex "[0:v]split=3[a][b][c];[a]scale=1280:720[v0];[b]scale=852:480[v1];[c]scale=640:360[v2]" \
+  -map "[v0]" -map "[v1]" -map "[v2]" -map 0:a \
+  $X264 -b:v:0 2800k -b:v:1 1200k -b:v:2 700k -r 30 -c:a aac -b:a 128k -ar 48000 -ac 2 \
+  -f hls -hls_time 2 -hls_segment_type fmp4 -hls_list_size 0 \
+  -var_stream_map "v:0 v:1 v:2 a:0" -master_pl_name index.m3u8 "$WORK/ff/%v/index.m3u8"
+theirs=$(awk -v s="$SECS" '{printf "%.3f", ($1 + $2) / s}' "$WORK/ff.time")
+cpu_ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", b / a}')
+echo "1. CPU s per media s, default ladder: origin $ours, ffmpeg $theirs (ffmpeg/origin = $cpu_ratio)"
+
+# --- 2. streams sustained at real time ------------------------------------
+sustained=0
+for n in $(seq 1 "$MAX_STREAMS"); do
+  keys=(); names=()
+  for i in $(seq 1 "$n"); do names+=("load$n-$i"); keys+=("$(create "load$n-$i" default)"); done
+  pubs=()
+  for k in "${keys[@]}"; do publish "$k" & pubs+=($!); done
+  worst=0
+  # Sample the encoder lag while they run.
+  end=$((SECONDS + SECS - 2))
+  while [ $SECONDS -lt $end ]; do
+    lag=$(curl -fsS "http://127.0.0.1:$HTTP/metrics" | awk '/^origin_encoder_lag_seconds/ {if ($2 > m) m = $2} END {print m + 0}')
+    worst=$(awk -v a="$worst" -v b="$lag" 'BEGIN {print (b > a) ? b : a}')
+    sleep 1
+  done
+  for p in "${pubs[@]}"; do wait "$p" || true; done
+  sleep 1.5
+  # Segments each rendition should have written: about SECS / 2.
+  short=0
+  for s in "${names[@]}"; do
+    for pl in "$WORK"/out/"$s"/*/*/index.m3u8; do
+      last=$(grep -o '^[0-9]*\.m4s' "$pl" | tail -1 | cut -d. -f1)
+      [ "${last:-0}" -ge $((SECS / 2 - 2)) ] || short=1
+    done
+  done
+  ok=$(awk -v w="$worst" 'BEGIN {print (w < 2.0) ? 1 : 0}')
+  echo "2. $n stream(s): worst encoder lag ${worst}s, all segments written: $((1 - short))"
+  if [ "$ok" = 1 ] && [ "$short" = 0 ]; then sustained=$n; else break; fi
+done
+echo "2. default-ladder streams sustained at real time: $sustained"
+
+# --- 3. first frame to first segment listed --------------------------------
+first_segment() {  # $1 = playlist path to poll; prints seconds since $2
+  local end=$((SECONDS + 20))
+  while [ $SECONDS -lt $end ]; do
+    if [ -f "$1" ] && grep -q '\.\(m4s\|ts\)' "$1"; then awk -v a="$2" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; return; fi
+    sleep 0.02
+  done
+  echo "timeout"
+}
+# Ours counts when the multivariant playlist exists: every rendition has
+# listed a segment and a player can start.
+ours_ttfs() {  # $1 = profile
+  local name="ttfs-$1" key t0 pub r=timeout
+  key=$(create "$name" "$1")
+  t0=$(now)
+  publish "$key" & pub=$!
+  local end=$((SECONDS + 20))
+  while [ $SECONDS -lt $end ]; do
+    if [ -f "$WORK/out/$name/index.m3u8" ]; then r=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'); break; fi
+    sleep 0.02
+  done
+  kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true
+  echo "$r"
+}
+rm -rf "$WORK/out"/*
+t_default=$(ours_ttfs default)
+rm -rf "$WORK/out"/*
+sleep 1
+t_pass=$(ours_ttfs passthrough)
+
+NPORT=$(free_port)
+mkdir -p "$WORK/nginx/hls"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+rtmp {
+  server {
+    listen 127.0.0.1:$NPORT;
+    application live {
+      live on;
+      hls on;
+      hls_path $WORK/nginx/hls;
+      hls_fragment 2s;
+      hls_playlist_length 6s;
+    }
+  }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$NPORT"
+t0=$(now)
+ffmpeg -hide_banner -loglevel error -re -i "$INPUT" -c copy -f flv "rtmp://127.0.0.1:$NPORT/live/nginx" & pub=$!
+t_nginx=$(first_segment "$WORK/nginx/hls/nginx.m3u8" "$t0")
+kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true
+echo "3. publisher start -> first segment listed: origin default ladder ${t_default}s, origin passthrough ${t_pass}s, nginx-rtmp ${t_nginx}s"
+
+echo
+echo "| $(date -u +%F) | ${SECS}s 720p30 input | $ours | $theirs | $cpu_ratio | $sustained | $t_default | $t_pass | $t_nginx |"
