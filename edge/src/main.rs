@@ -1,25 +1,55 @@
-//! `edge`: a Pingora caching proxy in front of the origins. Not written yet
-//! (issue 5): it only documents its settings.
+//! `edge`: the binary. Builds the route table, the cache storage and lock,
+//! and runs the Pingora proxy service until SIGTERM (graceful: stop
+//! accepting after `--shutdown-grace`, finish in-flight requests within
+//! `--shutdown-timeout`) or SIGINT (fast).
 
+mod metrics;
+mod proxy;
+mod routes;
+mod settings;
+mod storage;
+
+use anyhow::Context;
 use clap::Parser;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_core::server::Server;
+use pingora_core::server::configuration::ServerConf;
+use std::sync::Arc;
 
-/// Dionysia edge (not implemented yet: it exits with an error).
-#[derive(Debug, Parser)]
-#[command(name = "edge", version)]
-struct Settings {
-    /// Address viewers connect to.
-    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8081")]
-    listen: String,
-    /// Router API base URL.
-    #[arg(long, env = "EDGE_ROUTER", default_value = "http://127.0.0.1:8090")]
-    router: String,
-    /// Cache size in bytes (suffixes such as 512MiB accepted).
-    #[arg(long, env = "EDGE_CACHE_SIZE", default_value = "512MiB")]
-    cache_size: String,
-}
+fn main() -> anyhow::Result<()> {
+    let s = settings::Settings::parse();
+    ops::init_logging(&s.log);
+    let routes = Arc::new(routes::RouteTable::new(s.router.clone(), s.route_ttl, s.route_stale, s.router_timeout)?);
+    // Pingora's cache wants storage and lock for the life of the process.
+    let storage: &'static storage::MokaStorage = Box::leak(Box::new(storage::MokaStorage::new(s.cache_size)));
+    let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(s.cache_lock_timeout));
+    let metrics = Arc::new(metrics::Metrics::new());
 
-fn main() {
-    let _ = Settings::parse();
-    eprintln!("edge: not implemented yet (see issue 5)");
-    std::process::exit(2);
+    let conf = ServerConf {
+        threads: s.threads.max(1),
+        grace_period_seconds: Some(s.shutdown_grace),
+        graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let edge = proxy::Edge {
+        routes,
+        storage,
+        lock,
+        metrics,
+        playlist_ttl: s.playlist_ttl,
+        multivariant_ttl: s.multivariant_ttl,
+        segment_ttl: s.segment_ttl,
+        connect_timeout: s.connect_timeout,
+        read_timeout: s.read_timeout,
+    };
+    let mut service = pingora_proxy::http_proxy_service(&server.configuration, edge);
+    service.add_tcp(&s.listen);
+    server.add_service(service);
+    tracing::info!(listen = %s.listen, router = %s.router, cache_size = s.cache_size, "edge running");
+    std::net::TcpListener::bind(&s.listen)
+        .map(drop)
+        .with_context(|| format!("cannot listen on {}", s.listen))?;
+    server.run_forever()
 }

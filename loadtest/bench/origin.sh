@@ -13,7 +13,9 @@
 #     nginx-rtmp (libnginx-mod-rtmp) with the same 2 s fragments; ours with
 #     the default ladder and with passthrough.
 #
-#   loadtest/bench/origin.sh [SECONDS] [MAX_STREAMS]
+#   loadtest/bench/origin.sh [SECONDS] [MAX_STREAMS] [SECTIONS]
+#
+# SECTIONS picks benchmarks to run, e.g. "13" (default "123").
 #
 # Everything runs on loopback with free ports; every process started is
 # stopped by PID on exit.
@@ -22,6 +24,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 SECS=${1:-20}
 MAX_STREAMS=${2:-3}
+SECTIONS=${3:-123}
+ours=-; theirs=-; cpu_ratio=-; sustained=-; t_default=-; t_pass=-; t_nginx=-
 
 bash scripts/setup.sh
 cargo build --release --quiet -p router-api -p origin
@@ -57,6 +61,7 @@ create() { curl -fsS -H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H 'content-
 publish() { ffmpeg -hide_banner -loglevel error -re -i "$INPUT" -c copy -f flv "rtmp://127.0.0.1:$RTMP/live/$1"; }
 
 # --- 1. CPU per media second ---------------------------------------------
+if [[ $SECTIONS == *1* ]]; then
 KEY=$(create cpu default)
 before=$(cpu_of "$ORIGIN")
 publish "$KEY"
@@ -73,8 +78,10 @@ mkdir -p "$WORK/ff"
 theirs=$(awk -v s="$SECS" '{printf "%.3f", ($1 + $2) / s}' "$WORK/ff.time")
 cpu_ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", b / a}')
 echo "1. CPU s per media s, default ladder: origin $ours, ffmpeg $theirs (ffmpeg/origin = $cpu_ratio)"
+fi
 
 # --- 2. streams sustained at real time ------------------------------------
+if [[ $SECTIONS == *2* ]]; then
 sustained=0
 for n in $(seq 1 "$MAX_STREAMS"); do
   keys=(); names=()
@@ -104,6 +111,7 @@ for n in $(seq 1 "$MAX_STREAMS"); do
   if [ "$ok" = 1 ] && [ "$short" = 0 ]; then sustained=$n; else break; fi
 done
 echo "2. default-ladder streams sustained at real time: $sustained"
+fi
 
 # --- 3. first frame to first segment listed --------------------------------
 first_segment() {  # $1 = playlist path to poll; prints seconds since $2
@@ -129,6 +137,7 @@ ours_ttfs() {  # $1 = profile
   kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true
   echo "$r"
 }
+if [[ $SECTIONS == *3* ]]; then
 rm -rf "$WORK/out"/*
 t_default=$(ours_ttfs default)
 rm -rf "$WORK/out"/*
@@ -140,6 +149,7 @@ mkdir -p "$WORK/nginx/hls"
 cat > "$WORK/nginx/nginx.conf" <<CONF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
+user root;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 events { worker_connections 1024; }
@@ -163,6 +173,7 @@ ffmpeg -hide_banner -loglevel error -re -i "$INPUT" -c copy -f flv "rtmp://127.0
 t_nginx=$(first_segment "$WORK/nginx/hls/nginx.m3u8" "$t0")
 kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true
 echo "3. publisher start -> first segment listed: origin default ladder ${t_default}s, origin passthrough ${t_pass}s, nginx-rtmp ${t_nginx}s"
+fi
 
 echo
 echo "| $(date -u +%F) | ${SECS}s 720p30 input | $ours | $theirs | $cpu_ratio | $sustained | $t_default | $t_pass | $t_nginx |"

@@ -1,0 +1,340 @@
+//! The proxy: pingora's phases, filled in for HLS.
+//!
+//! Request path (in pingora's order):
+//! 1. `request_filter`: only GET/HEAD; `/healthz` and `/metrics` answered
+//!    here; the path must parse as an HLS object of the layout; the stream's
+//!    route is looked up; an origin is chosen (see below). Unknown streams and
+//!    bad paths are answered at once.
+//! 2. `request_cache_filter` / `cache_key_callback`: cached on the
+//!    moka-backed storage, keyed by origin id + path (+ `_HLS_*` query
+//!    parameters), with the cache lock collapsing concurrent misses into one
+//!    origin request.
+//! 3. `upstream_peer` / `upstream_request_filter`: to the chosen origin,
+//!    with its `Host` and only the `_HLS_*` query parameters.
+//! 4. `response_cache_filter`: 200s only; freshness set here, per object
+//!    kind, with sub-second precision (segments: long; media playlists:
+//!    `--playlist-ttl`; multivariant: `--multivariant-ttl`).
+//! 5. `response_filter`: `X-Cache-Status` and `Age` on every response.
+//!
+//! Stickiness: a viewer's first request is the multivariant playlist; the
+//! origin for it is chosen by hashing the viewer's address over the origins
+//! holding the stream, so the same viewer gets the same origin again. Every
+//! later path contains that origin's publish session
+//! (`/{stream}/{session}/...`), and sessions are unique, so the session in
+//! the path names the origin: the viewer stays there with no cookie. When
+//! that origin no longer holds the session (it died, or the publisher moved),
+//! a media playlist request is redirected (302) to the same rendition of a
+//! session that is live, and the player follows it.
+
+use crate::metrics::Metrics;
+use crate::routes::{LookupSource, RouteTable};
+use crate::storage::MokaStorage;
+use api_types::layout::{ObjectKind, parse_object_path};
+use api_types::{Route, RouteOrigin};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_cache::lock::CacheKeyLockImpl;
+use pingora_cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub struct Edge {
+    pub routes: Arc<RouteTable>,
+    pub storage: &'static MokaStorage,
+    pub lock: &'static CacheKeyLockImpl,
+    pub metrics: Arc<Metrics>,
+    pub playlist_ttl: Duration,
+    pub multivariant_ttl: Duration,
+    pub segment_ttl: Duration,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+#[derive(Default)]
+pub struct Ctx {
+    kind: Option<ObjectKind>,
+    route: Option<Arc<Route>>,
+    origin: Option<RouteOrigin>,
+    /// Path plus the `_HLS_*` query parameters: what is forwarded and keyed.
+    target: String,
+    /// Set when this edge answered by itself (errors, redirects, metrics).
+    answered: Option<&'static str>,
+    upstream_started: Option<Instant>,
+}
+
+impl Ctx {
+    fn kind_label(&self) -> &'static str {
+        self.kind.map_or("other", ObjectKind::label)
+    }
+}
+
+/// The path with only the `_HLS_*` query parameters, in their order.
+fn target_of(req: &RequestHeader) -> String {
+    let path = req.uri.path();
+    let hls: Vec<&str> = req.uri.query().unwrap_or("").split('&').filter(|p| p.starts_with("_HLS_")).collect();
+    if hls.is_empty() { path.to_string() } else { format!("{path}?{}", hls.join("&")) }
+}
+
+/// The origin for a new viewer: the viewer's address hashed over the origins
+/// holding the stream, in a fixed order, so a viewer keeps its origin.
+fn place(route: &Route, viewer: &str) -> Option<RouteOrigin> {
+    let mut origins: Vec<&RouteOrigin> = route.origins.iter().collect();
+    origins.sort_by(|a, b| a.origin.cmp(&b.origin));
+    if origins.is_empty() {
+        return None;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (viewer, &route.name).hash(&mut h);
+    Some(origins[(h.finish() % origins.len() as u64) as usize].clone())
+}
+
+/// Another live origin that has `rendition`, for a viewer whose session ended.
+fn successor(route: &Route, rendition: &str, viewer: &str) -> Option<RouteOrigin> {
+    let placed = place(route, viewer)?;
+    let has = |o: &RouteOrigin| o.renditions.iter().any(|r| r.name == rendition);
+    if has(&placed) { Some(placed) } else { route.origins.iter().find(|o| has(o)).cloned() }
+}
+
+impl Edge {
+    /// Answers the request from the edge itself.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        headers: &[(&'static str, String)],
+        body: &'static str,
+        label: &'static str,
+    ) -> Result<bool> {
+        let mut resp = ResponseHeader::build(status, Some(headers.len() + 4))?;
+        for (k, v) in headers {
+            resp.insert_header(*k, v.as_str())?;
+        }
+        resp.insert_header("content-length", body.len().to_string())?;
+        if !headers.iter().any(|(k, _)| *k == "cache-control") {
+            resp.insert_header("cache-control", "no-store")?;
+        }
+        resp.insert_header("x-cache-status", "PASS")?;
+        resp.insert_header("age", "0")?;
+        resp.insert_header("access-control-allow-origin", "*")?;
+        ctx.answered = Some(label);
+        let head = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(resp), head || body.is_empty()).await?;
+        if !head && !body.is_empty() {
+            session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+        }
+        Ok(true)
+    }
+
+    fn viewer(session: &Session) -> String {
+        session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let method = session.req_header().method.clone();
+        if method != http::Method::GET && method != http::Method::HEAD {
+            return self.answer(session, ctx, 405, &[("allow", "GET, HEAD".into())], "method not allowed\n", "error").await;
+        }
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/healthz" => return self.answer(session, ctx, 200, &[], "ok\n", "health").await,
+            "/metrics" => {
+                self.metrics.cache_bytes.set(self.storage.weighted_size() as i64);
+                let text = ops::render_metrics(&self.metrics.registry);
+                let mut resp = ResponseHeader::build(200, Some(3))?;
+                resp.insert_header("content-type", ops::METRICS_CONTENT_TYPE)?;
+                resp.insert_header("content-length", text.len().to_string())?;
+                resp.insert_header("x-cache-status", "PASS")?;
+                ctx.answered = Some("metrics");
+                session.write_response_header(Box::new(resp), false).await?;
+                session.write_response_body(Some(Bytes::from(text)), true).await?;
+                return Ok(true);
+            }
+            _ => {}
+        }
+        let Some(obj) = parse_object_path(&path) else {
+            return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+        };
+        ctx.kind = Some(obj.kind);
+        let (route, source) = self.routes.lookup(obj.stream).await;
+        let source_label = match source {
+            LookupSource::Cached => "cached",
+            LookupSource::Fetched => "fetched",
+            LookupSource::Stale => "stale",
+        };
+        self.metrics.route_lookups.with_label_values(&[source_label]).inc();
+        let route = match route {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.answer(session, ctx, 404, &[], "stream not live\n", "error").await,
+            Err(e) => {
+                self.metrics.route_failures.inc();
+                tracing::warn!(stream = obj.stream, error = %e, "no route");
+                let retry = [("retry-after", "1".to_string())];
+                return self.answer(session, ctx, 503, &retry, "routing unavailable\n", "error").await;
+            }
+        };
+        let viewer = Self::viewer(session);
+        let origin = match obj.media {
+            None => place(&route, &viewer),
+            Some((session_id, rendition)) => match route.origins.iter().find(|o| o.session == session_id) {
+                Some(o) => Some(o.clone()),
+                None if obj.kind == ObjectKind::MediaPlaylist => {
+                    // The session is gone: send the player to a live one.
+                    if let Some(next) = successor(&route, rendition, &viewer) {
+                        let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                        return self.answer(session, ctx, 302, &[("location", location)], "", "redirect").await;
+                    }
+                    None
+                }
+                None => None,
+            },
+        };
+        let Some(origin) = origin else {
+            return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+        };
+        ctx.target = target_of(session.req_header());
+        ctx.origin = Some(origin);
+        ctx.route = Some(route);
+        Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        session.cache.enable(self.storage, None, None, Some(self.lock), None);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let origin = ctx.origin.as_ref().map_or("", |o| o.origin.as_str());
+        // Length-prefixed so that no origin id/path pair can collide with another.
+        Ok(CacheKey::new(format!("{}:{origin}{}", origin.len(), ctx.target), ""))
+    }
+
+    fn response_cache_filter(&self, _session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+        if resp.status != 200 {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        }
+        let ttl = match ctx.kind {
+            Some(ObjectKind::Segment | ObjectKind::Init) => self.segment_ttl,
+            Some(ObjectKind::MediaPlaylist) => self.playlist_ttl,
+            Some(ObjectKind::Multivariant) => self.multivariant_ttl,
+            None => return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("not HLS"))),
+        };
+        let now = SystemTime::now();
+        Ok(RespCacheable::Cacheable(CacheMeta::new(now + ttl, now, 0, 0, resp.clone())))
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let origin = ctx.origin.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
+        let mut peer = HttpPeer::new(origin.host.as_str(), false, String::new());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        ctx.upstream_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(o) = &ctx.origin {
+            req.insert_header("host", o.host.as_str())?;
+        }
+        let uri: http::Uri = ctx.target.parse().map_err(|_| Error::explain(ErrorType::InternalError, "bad target"))?;
+        req.set_uri(uri);
+        Ok(())
+    }
+
+    fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        let kind = ctx.kind_label();
+        self.metrics.origin_fetches.with_label_values(&[kind, resp.status.as_str()]).inc();
+        if let Some(start) = ctx.upstream_started {
+            self.metrics.upstream_latency.with_label_values(&[kind]).observe(start.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
+        let (status, age) = if session.cache.enabled() {
+            let phase = session.cache.phase();
+            let status = match phase {
+                CachePhase::Hit => "HIT",
+                CachePhase::Miss => "MISS",
+                CachePhase::Stale | CachePhase::StaleUpdating => "STALE",
+                CachePhase::Expired => "EXPIRED",
+                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "REVALIDATED",
+                _ => "BYPASS",
+            };
+            let age = match phase {
+                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => {
+                    SystemTime::now().duration_since(session.cache.cache_meta().created()).unwrap_or_default().as_secs()
+                }
+                _ => 0,
+            };
+            (status, age)
+        } else {
+            ("BYPASS", 0)
+        };
+        resp.insert_header("x-cache-status", status)?;
+        resp.insert_header("age", age.to_string())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        // An origin that cannot be reached for a media playlist: send the
+        // player to the same rendition on another live origin.
+        if ctx.kind == Some(ObjectKind::MediaPlaylist)
+            && matches!(e.etype(), ErrorType::ConnectRefused | ErrorType::ConnectTimedout | ErrorType::ConnectError)
+            && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin.clone())
+        {
+            let path = session.req_header().uri.path().to_string();
+            if let Some(obj) = parse_object_path(&path)
+                && let Some((_, rendition)) = obj.media
+                && let Some(next) = route.origins.iter().find(|o| o.origin != origin.origin && o.renditions.iter().any(|r| r.name == rendition))
+            {
+                let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                if self.answer(session, ctx, 302, &[("location", location)], "", "redirect").await.is_ok() {
+                    return FailToProxy { error_code: 302, can_reuse_downstream: true };
+                }
+            }
+        }
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            _ if e.esource() == &pingora_error::ErrorSource::Upstream => 502,
+            _ => 500,
+        };
+        let label = ctx.kind_label();
+        let _ = label;
+        let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
+        let _ = self.answer(session, ctx, code, &[], body, "error").await;
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = match ctx.answered {
+            Some(label) => label.to_uppercase(),
+            None if session.cache.enabled() => match session.cache.phase() {
+                CachePhase::Hit => "HIT".into(),
+                CachePhase::Miss => "MISS".into(),
+                CachePhase::Stale | CachePhase::StaleUpdating => "STALE".into(),
+                CachePhase::Expired => "EXPIRED".into(),
+                _ => "BYPASS".into(),
+            },
+            None => "BYPASS".into(),
+        };
+        let kind = ctx.kind_label();
+        self.metrics.requests.with_label_values(&[kind, &status]).inc();
+        self.metrics.bytes.with_label_values(&[kind, &status]).inc_by(session.body_bytes_sent() as u64);
+    }
+}

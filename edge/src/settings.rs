@@ -1,0 +1,116 @@
+//! Command-line settings, each with an environment-variable fallback.
+
+use clap::Parser;
+use std::time::Duration;
+
+/// Dionysia edge: a caching HLS proxy. Viewers ask it for
+/// `/{stream}/index.m3u8` and what that lists; it asks the router API which
+/// origins hold the stream, keeps each viewer on one origin, and caches
+/// segments (immutable) and playlists (briefly).
+///
+/// Every setting can be given as a flag or as the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(name = "edge", version)]
+pub struct Settings {
+    /// Address viewers connect to.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: String,
+
+    /// Router API base URL.
+    #[arg(long, env = "EDGE_ROUTER", default_value = "http://127.0.0.1:8090")]
+    pub router: reqwest::Url,
+
+    /// Cache size in bytes; suffixes such as 512MiB or 2GB are accepted.
+    #[arg(long, env = "EDGE_CACHE_SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub cache_size: u64,
+
+    /// How long a media playlist is fresh in the cache (sub-second values
+    /// allowed; keep it at most half the shortest target duration).
+    #[arg(long, env = "EDGE_PLAYLIST_TTL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub playlist_ttl: Duration,
+
+    /// How long a multivariant playlist is fresh in the cache.
+    #[arg(long, env = "EDGE_MULTIVARIANT_TTL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub multivariant_ttl: Duration,
+
+    /// How long init and media segments are kept fresh (they never change).
+    #[arg(long, env = "EDGE_SEGMENT_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub segment_ttl: Duration,
+
+    /// How long a route answer is reused before asking the router API again.
+    #[arg(long, env = "EDGE_ROUTE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub route_ttl: Duration,
+
+    /// How long the last good route answer is used while the router API fails.
+    #[arg(long, env = "EDGE_ROUTE_STALE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub route_stale: Duration,
+
+    /// Time limit of a router API request.
+    #[arg(long, env = "EDGE_ROUTER_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub router_timeout: Duration,
+
+    /// Time limit for connecting to an origin.
+    #[arg(long, env = "EDGE_CONNECT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Time limit for each read from an origin.
+    #[arg(long, env = "EDGE_READ_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub read_timeout: Duration,
+
+    /// How long requests wait for another request already fetching the same
+    /// object (collapsed forwarding) before going to the origin themselves.
+    #[arg(long, env = "EDGE_CACHE_LOCK_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub cache_lock_timeout: Duration,
+
+    /// On SIGTERM: seconds to keep accepting while load balancers notice,
+    /// then seconds to let in-flight requests finish.
+    #[arg(long, env = "EDGE_SHUTDOWN_GRACE", default_value_t = 0)]
+    pub shutdown_grace: u64,
+
+    /// See --shutdown-grace.
+    #[arg(long, env = "EDGE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
+    /// Worker threads.
+    #[arg(long, env = "EDGE_THREADS", default_value_t = 2)]
+    pub threads: usize,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "EDGE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Parses `512MiB`, `2GB`, `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        for bad in ["", "MiB", "12XB", "0", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}
