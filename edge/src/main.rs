@@ -19,7 +19,12 @@ use std::sync::Arc;
 fn main() -> anyhow::Result<()> {
     let s = settings::Settings::parse();
     ops::init_logging(&s.log);
-    let routes = Arc::new(routes::RouteTable::new(s.router.clone(), s.route_ttl, s.route_stale, s.router_timeout)?);
+    let routes = Arc::new(routes::RouteTable::new(
+        s.router.clone(),
+        s.route_ttl,
+        s.route_stale,
+        s.router_timeout,
+    )?);
     // Pingora's cache wants storage and lock for the life of the process.
     let storage: &'static storage::MokaStorage = Box::leak(Box::new(storage::MokaStorage::new(s.cache_size)));
     let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(s.cache_lock_timeout));

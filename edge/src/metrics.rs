@@ -32,23 +32,33 @@ impl Metrics {
         )
         .unwrap();
         let bytes = IntCounterVec::new(
-            Opts::new("edge_response_bytes_total", "Body bytes sent to viewers by object kind and cache status"),
+            Opts::new(
+                "edge_response_bytes_total",
+                "Body bytes sent to viewers by object kind and cache status",
+            ),
             &["kind", "cache_status"],
         )
         .unwrap();
         let origin_fetches = IntCounterVec::new(
-            Opts::new("edge_origin_fetches_total", "Requests sent to origins by object kind and status"),
+            Opts::new(
+                "edge_origin_fetches_total",
+                "Requests sent to origins by object kind and status",
+            ),
             &["kind", "status"],
         )
         .unwrap();
         let upstream_latency = HistogramVec::new(
-            HistogramOpts::new("edge_upstream_latency_seconds", "Time to the origin's response header")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new("edge_upstream_latency_seconds", "Time to the origin's response header").buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["kind"],
         )
         .unwrap();
         let route_lookups = IntCounterVec::new(
-            Opts::new("edge_route_lookups_total", "Route look-ups by source: cached, fetched (router API), stale"),
+            Opts::new(
+                "edge_route_lookups_total",
+                "Route look-ups by source: cached, fetched (router API), stale",
+            ),
             &["source"],
         )
         .unwrap();
@@ -69,6 +79,15 @@ impl Metrics {
         ] {
             registry.register(c).unwrap();
         }
-        Metrics { registry, requests, bytes, origin_fetches, upstream_latency, route_lookups, route_failures, cache_bytes }
+        Metrics {
+            registry,
+            requests,
+            bytes,
+            origin_fetches,
+            upstream_latency,
+            route_lookups,
+            route_failures,
+            cache_bytes,
+        }
     }
 }

@@ -76,8 +76,18 @@ impl Ctx {
 /// The path with only the `_HLS_*` query parameters, in their order.
 fn target_of(req: &RequestHeader) -> String {
     let path = req.uri.path();
-    let hls: Vec<&str> = req.uri.query().unwrap_or("").split('&').filter(|p| p.starts_with("_HLS_")).collect();
-    if hls.is_empty() { path.to_string() } else { format!("{path}?{}", hls.join("&")) }
+    let hls: Vec<&str> = req
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| p.starts_with("_HLS_"))
+        .collect();
+    if hls.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", hls.join("&"))
+    }
 }
 
 /// The origin for a new viewer: the viewer's address hashed over the origins
@@ -97,7 +107,11 @@ fn place(route: &Route, viewer: &str) -> Option<RouteOrigin> {
 fn successor(route: &Route, rendition: &str, viewer: &str) -> Option<RouteOrigin> {
     let placed = place(route, viewer)?;
     let has = |o: &RouteOrigin| o.renditions.iter().any(|r| r.name == rendition);
-    if has(&placed) { Some(placed) } else { route.origins.iter().find(|o| has(o)).cloned() }
+    if has(&placed) {
+        Some(placed)
+    } else {
+        route.origins.iter().find(|o| has(o)).cloned()
+    }
 }
 
 impl Edge {
@@ -124,15 +138,23 @@ impl Edge {
         resp.insert_header("access-control-allow-origin", "*")?;
         ctx.answered = Some(label);
         let head = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(resp), head || body.is_empty()).await?;
+        session
+            .write_response_header(Box::new(resp), head || body.is_empty())
+            .await?;
         if !head && !body.is_empty() {
-            session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+            session
+                .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+                .await?;
         }
         Ok(true)
     }
 
     fn viewer(session: &Session) -> String {
-        session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -147,7 +169,16 @@ impl ProxyHttp for Edge {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let method = session.req_header().method.clone();
         if method != http::Method::GET && method != http::Method::HEAD {
-            return self.answer(session, ctx, 405, &[("allow", "GET, HEAD".into())], "method not allowed\n", "error").await;
+            return self
+                .answer(
+                    session,
+                    ctx,
+                    405,
+                    &[("allow", "GET, HEAD".into())],
+                    "method not allowed\n",
+                    "error",
+                )
+                .await;
         }
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
@@ -184,7 +215,9 @@ impl ProxyHttp for Edge {
                 self.metrics.route_failures.inc();
                 tracing::warn!(stream = obj.stream, error = %e, "no route");
                 let retry = [("retry-after", "1".to_string())];
-                return self.answer(session, ctx, 503, &retry, "routing unavailable\n", "error").await;
+                return self
+                    .answer(session, ctx, 503, &retry, "routing unavailable\n", "error")
+                    .await;
             }
         };
         let viewer = Self::viewer(session);
@@ -196,7 +229,9 @@ impl ProxyHttp for Edge {
                     // The session is gone: send the player to a live one.
                     if let Some(next) = successor(&route, rendition, &viewer) {
                         let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
-                        return self.answer(session, ctx, 302, &[("location", location)], "", "redirect").await;
+                        return self
+                            .answer(session, ctx, 302, &[("location", location)], "", "redirect")
+                            .await;
                     }
                     None
                 }
@@ -234,11 +269,20 @@ impl ProxyHttp for Edge {
             None => return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("not HLS"))),
         };
         let now = SystemTime::now();
-        Ok(RespCacheable::Cacheable(CacheMeta::new(now + ttl, now, 0, 0, resp.clone())))
+        Ok(RespCacheable::Cacheable(CacheMeta::new(
+            now + ttl,
+            now,
+            0,
+            0,
+            resp.clone(),
+        )))
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let origin = ctx.origin.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
+        let origin = ctx
+            .origin
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
         let mut peer = HttpPeer::new(origin.host.as_str(), false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
@@ -247,20 +291,39 @@ impl ProxyHttp for Edge {
         Ok(Box::new(peer))
     }
 
-    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let Some(o) = &ctx.origin {
             req.insert_header("host", o.host.as_str())?;
         }
-        let uri: http::Uri = ctx.target.parse().map_err(|_| Error::explain(ErrorType::InternalError, "bad target"))?;
+        let uri: http::Uri = ctx
+            .target
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "bad target"))?;
         req.set_uri(uri);
         Ok(())
     }
 
-    fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let kind = ctx.kind_label();
-        self.metrics.origin_fetches.with_label_values(&[kind, resp.status.as_str()]).inc();
+        self.metrics
+            .origin_fetches
+            .with_label_values(&[kind, resp.status.as_str()])
+            .inc();
         if let Some(start) = ctx.upstream_started {
-            self.metrics.upstream_latency.with_label_values(&[kind]).observe(start.elapsed().as_secs_f64());
+            self.metrics
+                .upstream_latency
+                .with_label_values(&[kind])
+                .observe(start.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -278,7 +341,10 @@ impl ProxyHttp for Edge {
             };
             let age = match phase {
                 CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => {
-                    SystemTime::now().duration_since(session.cache.cache_meta().created()).unwrap_or_default().as_secs()
+                    SystemTime::now()
+                        .duration_since(session.cache.cache_meta().created())
+                        .unwrap_or_default()
+                        .as_secs()
                 }
                 _ => 0,
             };
@@ -295,17 +361,30 @@ impl ProxyHttp for Edge {
         // An origin that cannot be reached for a media playlist: send the
         // player to the same rendition on another live origin.
         if ctx.kind == Some(ObjectKind::MediaPlaylist)
-            && matches!(e.etype(), ErrorType::ConnectRefused | ErrorType::ConnectTimedout | ErrorType::ConnectError)
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectRefused | ErrorType::ConnectTimedout | ErrorType::ConnectError
+            )
             && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin.clone())
         {
             let path = session.req_header().uri.path().to_string();
             if let Some(obj) = parse_object_path(&path)
                 && let Some((_, rendition)) = obj.media
-                && let Some(next) = route.origins.iter().find(|o| o.origin != origin.origin && o.renditions.iter().any(|r| r.name == rendition))
+                && let Some(next) = route
+                    .origins
+                    .iter()
+                    .find(|o| o.origin != origin.origin && o.renditions.iter().any(|r| r.name == rendition))
             {
                 let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
-                if self.answer(session, ctx, 302, &[("location", location)], "", "redirect").await.is_ok() {
-                    return FailToProxy { error_code: 302, can_reuse_downstream: true };
+                if self
+                    .answer(session, ctx, 302, &[("location", location)], "", "redirect")
+                    .await
+                    .is_ok()
+                {
+                    return FailToProxy {
+                        error_code: 302,
+                        can_reuse_downstream: true,
+                    };
                 }
             }
         }
@@ -318,7 +397,10 @@ impl ProxyHttp for Edge {
         let _ = label;
         let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
         let _ = self.answer(session, ctx, code, &[], body, "error").await;
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
@@ -335,6 +417,9 @@ impl ProxyHttp for Edge {
         };
         let kind = ctx.kind_label();
         self.metrics.requests.with_label_values(&[kind, &status]).inc();
-        self.metrics.bytes.with_label_values(&[kind, &status]).inc_by(session.body_bytes_sent() as u64);
+        self.metrics
+            .bytes
+            .with_label_values(&[kind, &status])
+            .inc_by(session.body_bytes_sent() as u64);
     }
 }

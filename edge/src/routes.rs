@@ -9,7 +9,12 @@
 //!   HTTP API goes offline for 5 minutes?" costs viewers of a live stream
 //!   nothing.
 //! - "Not live" (404) is an answer too, cached like the others, so a request
-//!   for an unknown stream is a quick 404 without a look-up each time.
+//!   for an unknown stream is a quick 404 without a look-up each time. But a
+//!   stream that was routed a moment ago keeps its last route for
+//!   [`VANISH_GRACE`]: after a router or Redis outage the reports may have
+//!   expired while the agents could not renew them, and they come back
+//!   within a heartbeat. A stream that really ended loses nothing either:
+//!   its origin still serves the playlists that end with EXT-X-ENDLIST.
 
 use api_types::Route;
 use moka::future::Cache;
@@ -42,8 +47,11 @@ pub struct RouteTable {
     fresh: Cache<String, Option<Arc<Route>>>,
     last_good: Mutex<HashMap<String, (Arc<Route>, Instant)>>,
     stale_for: Duration,
-    fetches: std::sync::atomic::AtomicU64,
 }
+
+/// How long a stream the router suddenly calls "not live" keeps its last
+/// good route (see the module documentation).
+pub const VANISH_GRACE: Duration = Duration::from_secs(10);
 
 /// Most distinct streams remembered at once.
 const MAX_STREAMS: u64 = 100_000;
@@ -53,16 +61,13 @@ impl RouteTable {
         Ok(RouteTable {
             client: Client::builder().timeout(timeout).connect_timeout(timeout).build()?,
             base,
-            fresh: Cache::builder().max_capacity(MAX_STREAMS).time_to_live(fresh_for).build(),
+            fresh: Cache::builder()
+                .max_capacity(MAX_STREAMS)
+                .time_to_live(fresh_for)
+                .build(),
             last_good: Mutex::default(),
             stale_for,
-            fetches: Default::default(),
         })
-    }
-
-    /// Router API requests made so far (coalescing makes this small).
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The route of `stream`, `None` when no origin holds it.
@@ -72,12 +77,7 @@ impl RouteTable {
         }
         let fetched = self.fresh.try_get_with(stream.to_string(), self.fetch(stream)).await;
         match fetched {
-            Ok(route) => {
-                if let Some(r) = &route {
-                    self.last_good.lock().expect("routes lock").insert(stream.to_string(), (r.clone(), Instant::now()));
-                }
-                (Ok(route), LookupSource::Fetched)
-            }
+            Ok(route) => (Ok(route), LookupSource::Fetched),
             Err(e) => {
                 let mut last = self.last_good.lock().expect("routes lock");
                 match last.get(stream) {
@@ -93,22 +93,38 @@ impl RouteTable {
     }
 
     async fn fetch(&self, stream: &str) -> Result<Option<Arc<Route>>, RouteError> {
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|_| RouteError::Unavailable("router URL cannot be a base".into()))?
             .pop_if_empty()
             .extend(["streams", stream]);
-        let resp = self.client.get(url).send().await.map_err(|e| RouteError::Unavailable(e.to_string()))?;
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| RouteError::Unavailable(e.to_string()))?;
         match resp.status() {
             StatusCode::OK => {
                 let route: Route = resp.json().await.map_err(|e| RouteError::Unavailable(e.to_string()))?;
-                Ok((!route.origins.is_empty()).then(|| Arc::new(route)))
+                let route = (!route.origins.is_empty()).then(|| Arc::new(route));
+                if let Some(r) = &route {
+                    self.last_good
+                        .lock()
+                        .expect("routes lock")
+                        .insert(stream.to_string(), (r.clone(), Instant::now()));
+                }
+                Ok(route)
             }
             StatusCode::NOT_FOUND => {
-                // Not live now: forget any older answer too.
-                self.last_good.lock().expect("routes lock").remove(stream);
-                Ok(None)
+                let mut last = self.last_good.lock().expect("routes lock");
+                match last.get(stream) {
+                    Some((r, at)) if at.elapsed() <= VANISH_GRACE => Ok(Some(r.clone())),
+                    _ => {
+                        last.remove(stream);
+                        Ok(None)
+                    }
+                }
             }
             s => Err(RouteError::Unavailable(format!("router answered {s}"))),
         }

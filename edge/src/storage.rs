@@ -15,7 +15,9 @@
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora_cache::key::{CacheHashKey, CompactCacheKey, HashBinary};
-use pingora_cache::storage::{HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType};
+use pingora_cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+};
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, Storage};
 use pingora_error::{Error, ErrorType, Result};
@@ -43,7 +45,10 @@ impl MokaStorage {
                 u32::try_from(size).unwrap_or(u32::MAX)
             })
             .build();
-        MokaStorage { objects, max_object: (capacity_bytes / 8).min(u32::MAX as u64) as usize }
+        MokaStorage {
+            objects,
+            max_object: (capacity_bytes / 8).min(u32::MAX as u64) as usize,
+        }
     }
 
     /// Bytes currently held (approximate: moka settles pending work lazily).
@@ -56,12 +61,24 @@ impl MokaStorage {
 #[async_trait]
 impl Storage for MokaStorage {
     async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let Some(obj) = self.objects.get(&key.combined_bin()) else { return Ok(None) };
+        let Some(obj) = self.objects.get(&key.combined_bin()) else {
+            return Ok(None);
+        };
         let meta = CacheMeta::deserialize(&obj.meta.0, &obj.meta.1)?;
-        Ok(Some((meta, Box::new(Hit { body: Some(obj.body.clone()) }))))
+        Ok(Some((
+            meta,
+            Box::new(Hit {
+                body: Some(obj.body.clone()),
+            }),
+        )))
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
         Ok(Box::new(Miss {
             storage: self,
             key: key.combined_bin(),
@@ -71,7 +88,12 @@ impl Storage for MokaStorage {
         }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, _purge_type: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         let key: &CompactCacheKey = target.key();
         Ok(match self.objects.remove(&key.combined_bin()) {
             Some(_) => PurgeOutcome::Purged(None),
@@ -81,8 +103,16 @@ impl Storage for MokaStorage {
 
     async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
         let k = key.combined_bin();
-        let Some(old) = self.objects.get(&k) else { return Ok(false) };
-        self.objects.insert(k, Arc::new(Object { meta: meta.serialize()?, body: old.body.clone() }));
+        let Some(old) = self.objects.get(&k) else {
+            return Ok(false);
+        };
+        self.objects.insert(
+            k,
+            Arc::new(Object {
+                meta: meta.serialize()?,
+                body: old.body.clone(),
+            }),
+        );
         Ok(true)
     }
 
@@ -101,7 +131,12 @@ impl HandleHit for Hit {
         Ok(self.body.take())
     }
 
-    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -140,7 +175,10 @@ impl HandleMiss for Miss {
             return Error::e_explain(ErrorType::InternalError, "object larger than the cache's object limit");
         }
         let size = self.body.len();
-        let obj = Object { meta: self.meta, body: self.body.freeze() };
+        let obj = Object {
+            meta: self.meta,
+            body: self.body.freeze(),
+        };
         self.storage.objects.insert(self.key, Arc::new(obj));
         Ok(MissFinishType::Created(size))
     }

@@ -10,6 +10,8 @@ pub struct Metrics {
     pub frames_out: IntCounterVec,
     pub encoder_lag: GaugeVec,
     pub segments_written: IntCounterVec,
+    /// HTTP requests served, by object kind and status.
+    pub http_requests: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -56,8 +58,17 @@ impl Metrics {
             &["stream", "rendition"],
         )
         .unwrap();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "origin_http_requests_total",
+                "HTTP requests for HLS objects, by kind and status",
+            ),
+            &["kind", "status"],
+        )
+        .unwrap();
         for c in [
-            Box::new(streams_live.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(streams_live.clone()),
             Box::new(publishers_refused.clone()),
             Box::new(frames_in.clone()),
             Box::new(frames_out.clone()),
@@ -74,6 +85,7 @@ impl Metrics {
             frames_out,
             encoder_lag,
             segments_written,
+            http_requests,
         }
     }
 

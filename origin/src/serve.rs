@@ -87,6 +87,7 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
     // The raw path, checked against the layout: percent-encoded dots or
     // slashes, dot-files and anything outside the layout do not parse.
     let Some(obj) = parse_object_path(req.uri().path()) else {
+        st.metrics.http_requests.with_label_values(&["other", "404"]).inc();
         return not_found();
     };
     let path: PathBuf = req.uri().path()[1..]
@@ -94,8 +95,18 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
         .fold(st.output_dir.to_path_buf(), |p, s| p.join(s));
     let body = match read(&path).await {
         Some(b) => b,
-        None => return not_found(),
+        None => {
+            st.metrics
+                .http_requests
+                .with_label_values(&[obj.kind.label(), "404"])
+                .inc();
+            return not_found();
+        }
     };
+    st.metrics
+        .http_requests
+        .with_label_values(&[obj.kind.label(), "200"])
+        .inc();
     let (ctype, cache) = match obj.kind {
         ObjectKind::Multivariant => ("application/vnd.apple.mpegurl", "public, max-age=2".to_string()),
         ObjectKind::MediaPlaylist => (

@@ -1,0 +1,521 @@
+//! The edge end to end: real origins (ffmpeg publishing, GStreamer
+//! transcoding), real discovery agents, the real router API on a real Redis,
+//! and the edge in front, all on loopback.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::{Process, Redis, bin_path, free_addr, http_get, wait_until, wait_until_async};
+
+const ADMIN: &str = "admin-token-0123456789";
+const AGENT: &str = "agent-token-0123456789";
+
+/// Transcoding takes the cores: one test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Origin {
+    id: String,
+    process: Process,
+    _agent: Process,
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    _out: tempfile::TempDir,
+}
+
+struct Stack {
+    redis: Redis,
+    router: SocketAddr,
+    router_proc: Option<Process>,
+    origins: Vec<Origin>,
+    _edge: Process,
+    edge: SocketAddr,
+    client: Client,
+}
+
+fn start_router(addr: SocketAddr, redis: &str) -> Process {
+    let p = Process::spawn(
+        "router-api",
+        bin_path("router-api"),
+        ["--listen", &addr.to_string(), "--redis", redis, "--report-ttl", "3s"],
+        &[("ROUTER_ADMIN_TOKEN", ADMIN), ("ROUTER_AGENT_TOKEN", AGENT)],
+    );
+    wait_until("router-api ready", Duration::from_secs(10), || {
+        matches!(http_get(addr, "/readyz"), Some((200, _)))
+    });
+    p
+}
+
+fn start_origin(id: &str, router: SocketAddr) -> Origin {
+    let (rtmp, http) = (free_addr(), free_addr());
+    let out = tempfile::tempdir().unwrap();
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../origin/tests/profiles.toml");
+    let router_url = format!("http://{router}");
+    let process = Process::spawn(
+        "origin",
+        bin_path("origin"),
+        [
+            "--origin-id",
+            id,
+            "--rtmp-listen",
+            &rtmp.to_string(),
+            "--http-listen",
+            &http.to_string(),
+            "--output-dir",
+            out.path().to_str().unwrap(),
+            "--router",
+            &router_url,
+            "--profiles",
+            profiles.to_str().unwrap(),
+        ],
+        &[("ROUTER_AGENT_TOKEN", AGENT)],
+    );
+    wait_until("origin ready", Duration::from_secs(10), || {
+        matches!(http_get(http, "/healthz"), Some((200, _)))
+    });
+    let listen = free_addr();
+    let agent = Process::spawn(
+        "discovery",
+        bin_path("discovery"),
+        [
+            "--origin-id",
+            id,
+            "--output-dir",
+            out.path().to_str().unwrap(),
+            "--advertise",
+            &http.to_string(),
+            "--router",
+            &router_url,
+            "--listen",
+            &listen.to_string(),
+            "--heartbeat",
+            "1s",
+        ],
+        &[("ROUTER_AGENT_TOKEN", AGENT)],
+    );
+    wait_until("agent ready", Duration::from_secs(10), || {
+        http_get(listen, "/healthz").is_some()
+    });
+    Origin {
+        id: id.to_string(),
+        process,
+        _agent: agent,
+        rtmp,
+        http,
+        _out: out,
+    }
+}
+
+impl Stack {
+    fn start(origins: &[&str]) -> Stack {
+        let redis = Redis::start();
+        let router = free_addr();
+        let router_proc = start_router(router, &redis.url());
+        let origins = origins.iter().map(|id| start_origin(id, router)).collect();
+        let edge = free_addr();
+        let edge_proc = Process::spawn(
+            "edge",
+            env!("CARGO_BIN_EXE_edge"),
+            [
+                "--listen",
+                &edge.to_string(),
+                "--router",
+                &format!("http://{router}"),
+                "--cache-size",
+                "64MiB",
+            ],
+            &[],
+        );
+        wait_until("edge ready", Duration::from_secs(10), || {
+            matches!(http_get(edge, "/healthz"), Some((200, _)))
+        });
+        Stack {
+            redis,
+            router,
+            router_proc: Some(router_proc),
+            origins,
+            _edge: edge_proc,
+            edge,
+            client: Client::new(),
+        }
+    }
+
+    async fn create_stream(&self, name: &str) -> String {
+        let v: Value = self
+            .client
+            .post(format!("http://{}/admin/streams", self.router))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["key"].as_str().unwrap().to_string()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.edge)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_playable(&self, stream: &str) -> String {
+        wait_until_async(
+            "the stream playable through the edge",
+            Duration::from_secs(20),
+            || async {
+                let r = self
+                    .client
+                    .get(self.url(&format!("/{stream}/index.m3u8")))
+                    .send()
+                    .await
+                    .ok()?;
+                if r.status() != 200 {
+                    return None;
+                }
+                r.text().await.ok()
+            },
+        )
+        .await
+    }
+}
+
+fn publish(origin: &Origin, key: &str, secs: u32) -> Process {
+    let url = format!("rtmp://{}/live/{key}", origin.rtmp);
+    let secs = secs.to_string();
+    Process::spawn(
+        "ffmpeg",
+        "ffmpeg",
+        [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=15",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &secs,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            &url,
+        ],
+        &[],
+    )
+}
+
+/// `origin_http_requests_total{kind,status="200"}` of one origin.
+fn origin_requests(origin: &Origin, kind: &str) -> u64 {
+    let metrics = http_get(origin.http, "/metrics").map(|r| r.1).unwrap_or_default();
+    let needle = format!("origin_http_requests_total{{kind=\"{kind}\",status=\"200\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+/// The 360p media playlist path (on the edge) listed by a multivariant playlist.
+fn rendition_path(stream: &str, master: &str, rendition: &str) -> String {
+    let uri = master
+        .lines()
+        .find(|l| l.ends_with(&format!("/{rendition}/index.m3u8")))
+        .expect("rendition listed");
+    format!("/{stream}/{uri}")
+}
+
+fn segments(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| l.ends_with(".m4s"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn sibling(playlist_path: &str, file: &str) -> String {
+    format!("{}/{file}", playlist_path.rsplit_once('/').unwrap().0)
+}
+
+#[tokio::test]
+async fn caches_segments_collapses_misses_and_expires_playlists() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(&["origin-a"]);
+    let origin = &stack.origins[0];
+    let key = stack.create_stream("golive").await;
+    let _ffmpeg = publish(origin, &key, 30);
+    let master = stack.wait_playable("golive").await;
+    let playlist_path = rendition_path("golive", &master, "360p");
+
+    // 200 viewers ask for a segment the edge has never fetched, at once.
+    let playlist = stack.get(&playlist_path).await.text().await.unwrap();
+    let newest = segments(&playlist).pop().unwrap();
+    let seg_path = sibling(&playlist_path, &newest);
+    let before = origin_requests(origin, "segment");
+    let client = Arc::new(Client::builder().pool_max_idle_per_host(256).build().unwrap());
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (c, url) = (client.clone(), stack.url(&seg_path));
+        set.spawn(async move {
+            let r = c.get(url).timeout(Duration::from_secs(10)).send().await.unwrap();
+            (r.status(), r.bytes().await.unwrap().len())
+        });
+    }
+    let mut sizes = std::collections::HashSet::new();
+    while let Some(res) = set.join_next().await {
+        let (status, len) = res.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        sizes.insert(len);
+    }
+    assert_eq!(sizes.len(), 1, "every viewer got the same segment: {sizes:?}");
+    assert_eq!(
+        origin_requests(origin, "segment") - before,
+        1,
+        "the origin saw one request for it"
+    );
+
+    // Then it is a hit, with an Age.
+    let hit = stack.get(&seg_path).await;
+    assert_eq!(hit.headers()["x-cache-status"], "HIT");
+    assert!(hit.headers().contains_key("age"));
+    assert_eq!(hit.headers()["cache-control"], "public, max-age=31536000, immutable");
+
+    // A media playlist is fresh for --playlist-ttl (500 ms), then refetched.
+    let first = wait_until_async("a playlist miss", Duration::from_secs(3), || async {
+        let r = stack.get(&playlist_path).await;
+        (r.headers()["x-cache-status"] != "HIT").then(Instant::now)
+    })
+    .await;
+    assert_eq!(stack.get(&playlist_path).await.headers()["x-cache-status"], "HIT");
+    let fetched_again = wait_until_async("the playlist to expire", Duration::from_secs(3), || async {
+        let r = stack.get(&playlist_path).await;
+        (r.headers()["x-cache-status"] != "HIT").then(|| first.elapsed())
+    })
+    .await;
+    assert!(
+        fetched_again >= Duration::from_millis(450) && fetched_again <= Duration::from_millis(900),
+        "playlist refetched after {fetched_again:?}"
+    );
+
+    // An error is never cached: a segment asked for too early is a 404, then
+    // a 200 once the origin has it.
+    let n: u64 = newest.trim_end_matches(".m4s").parse().unwrap();
+    let future = sibling(&playlist_path, &format!("{}.m4s", n + 3));
+    assert_eq!(stack.get(&future).await.status(), 404);
+    wait_until_async("the future segment to exist", Duration::from_secs(10), || async {
+        (stack.get(&future).await.status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_viewer_sticks_to_one_origin_and_moves_when_it_dies() {
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start(&["origin-a", "origin-b"]);
+    let key = stack.create_stream("golive").await;
+    let _pa = publish(&stack.origins[0], &key, 40);
+    let _pb = publish(&stack.origins[1], &key, 40);
+    wait_until_async("both origins routed", Duration::from_secs(20), || async {
+        let v: Value = stack
+            .client
+            .get(format!("http://{}/streams/golive", stack.router))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["origins"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+    let route: Value = stack
+        .client
+        .get(format!("http://{}/streams/golive", stack.router))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let master = stack.wait_playable("golive").await;
+    let playlist_path = rendition_path("golive", &master, "360p");
+    let session = playlist_path.split('/').nth(2).unwrap().to_string();
+    let holder = route["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["session"] == session)
+        .unwrap()["origin"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (chosen, other) = if holder == stack.origins[0].id { (0, 1) } else { (1, 0) };
+
+    // The same viewer asks again: same origin. Its media requests all go there.
+    assert_eq!(stack.wait_playable("golive").await, master);
+    let other_before =
+        origin_requests(&stack.origins[other], "segment") + origin_requests(&stack.origins[other], "playlist");
+    for _ in 0..3 {
+        let pl = stack.get(&playlist_path).await.text().await.unwrap();
+        let seg = segments(&pl).pop().unwrap();
+        assert_eq!(stack.get(&sibling(&playlist_path, &seg)).await.status(), 200);
+    }
+    assert!(origin_requests(&stack.origins[chosen], "segment") > 0);
+    let other_after =
+        origin_requests(&stack.origins[other], "segment") + origin_requests(&stack.origins[other], "playlist");
+    assert_eq!(other_after, other_before, "the other origin served this viewer nothing");
+
+    // The viewer's origin dies; its playlist URL now leads to the other origin.
+    stack.origins[chosen].process.kill();
+    let died = Instant::now();
+    let moved = wait_until_async("the viewer to move", Duration::from_secs(10), || async {
+        let r = stack
+            .client
+            .get(stack.url(&playlist_path))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+        let final_path = r.url().path().to_string();
+        let text = r.text().await.ok()?;
+        (final_path != playlist_path).then_some((final_path, text))
+    })
+    .await;
+    let (new_path, text) = moved;
+    println!("viewer moved to {new_path} {:?} after its origin died", died.elapsed());
+    let seg = segments(&text).pop().unwrap();
+    assert_eq!(stack.get(&sibling(&new_path, &seg)).await.status(), 200);
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn a_router_outage_costs_playing_viewers_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start(&["origin-a"]);
+    let key = stack.create_stream("golive").await;
+    let _ffmpeg = publish(&stack.origins[0], &key, 30);
+    let master = stack.wait_playable("golive").await;
+    let playlist_path = rendition_path("golive", &master, "360p");
+
+    // A viewer plays for 8 s; the router API is down from 1 s to 6 s.
+    let start = Instant::now();
+    let mut router_stopped = false;
+    let mut router_restarted = false;
+    let mut fetches = 0;
+    while start.elapsed() < Duration::from_secs(8) {
+        if !router_stopped && start.elapsed() > Duration::from_secs(1) {
+            stack.router_proc.take().unwrap().stop();
+            router_stopped = true;
+        }
+        if router_stopped && !router_restarted && start.elapsed() > Duration::from_secs(6) {
+            stack.router_proc = Some(start_router(stack.router, &stack.redis.url()));
+            router_restarted = true;
+        }
+        let pl = stack.get(&playlist_path).await;
+        assert_eq!(pl.status(), 200, "playlist failed at {:?}", start.elapsed());
+        let seg = segments(&pl.text().await.unwrap()).pop().unwrap();
+        let s = stack.get(&sibling(&playlist_path, &seg)).await;
+        assert_eq!(s.status(), 200, "segment failed at {:?}", start.elapsed());
+        assert_eq!(stack.get("/golive/index.m3u8").await.status(), 200);
+        fetches += 1;
+        // A player polls: this pacing is the viewer, not a readiness wait.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(fetches > 10);
+    let metrics = http_get(stack.edge, "/metrics").unwrap().1;
+    assert!(
+        metrics.contains(r#"edge_route_lookups_total{source="stale"}"#),
+        "stale routes were used:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_paths_methods_and_unknown_streams_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(&[]);
+    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let r = stack
+            .client
+            .request(method, stack.url("/golive/index.m3u8"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()["x-cache-status"], "PASS");
+    }
+    for path in [
+        "/",
+        "/golive",
+        "/../etc/passwd",
+        "/golive/..%2f..%2fetc/passwd",
+        "/%2e%2e/index.m3u8",
+        "/Golive/index.m3u8",
+        "/golive/s/r/x.txt",
+    ] {
+        assert_eq!(stack.get(path).await.status(), 404, "{path}");
+    }
+    let started = Instant::now();
+    let unknown = stack.get("/nosuchstream/index.m3u8").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["cache-control"], "no-store");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let huge = stack
+        .client
+        .get(stack.url("/golive/index.m3u8"))
+        .header("x-big", "a".repeat(200_000))
+        .send()
+        .await;
+    if let Ok(r) = huge {
+        assert!(r.status().is_client_error(), "huge header answered {}", r.status());
+    }
+    assert_eq!(stack.get("/healthz").await.status(), 200);
+    let metrics = stack.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("edge_requests_total"), "{metrics}");
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--router",
+        "--cache-size",
+        "--playlist-ttl",
+        "--shutdown-timeout",
+        "--connect-timeout",
+    ] {
+        assert!(help.contains(flag), "--help documents {flag}");
+    }
+}
