@@ -4,7 +4,7 @@
 # started on Ctrl-C.
 #
 # Ports (loopback): Redis 6379, router API 8090, origin RTMP 1935 and HTTP
-# 8080, discovery agent 9102. State, logs and the generated
+# 8080, discovery agent 9102, edge 8081. State, logs and the generated
 # tokens live in .stack/ (tokens are kept so a restart keeps working keys).
 #
 # Usage: scripts/stack.sh [--no-demo]
@@ -30,7 +30,7 @@ STREAM=${STREAM:-demo}
 
 bash scripts/setup.sh
 echo "building (release)..."
-cargo build --release --quiet --bin router-api --bin discovery --bin origin
+cargo build --release --quiet --bin router-api --bin discovery --bin origin --bin edge
 BIN="$ROOT/target/release"
 
 if [ ! -f "$STATE/tokens.env" ]; then
@@ -84,6 +84,11 @@ wait_for origin 15 curl -fsS http://127.0.0.1:8080/healthz
 PIDS+=($!)
 wait_for discovery 10 curl -fsS http://127.0.0.1:9102/healthz
 
+# The edge viewers watch through.
+"$BIN/edge" --listen 127.0.0.1:8081 --router "http://$ROUTER_ADDR" > "$STATE/logs/edge.log" 2>&1 &
+PIDS+=($!)
+wait_for edge 15 curl -fsS http://127.0.0.1:8081/healthz
+
 # The demo stream: created once; its key is rotated on each start so it can be printed.
 auth=(-H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H "content-type: application/json")
 if curl -fsS "${auth[@]}" "http://$ROUTER_ADDR/admin/streams/$STREAM" >/dev/null 2>&1; then
@@ -108,15 +113,15 @@ Dionysia is up (logs in $STATE/logs):
   router API   http://$ROUTER_ADDR   (OpenAPI: http://$ROUTER_ADDR/openapi.json)
   origin-a     rtmp://127.0.0.1:1935/live, http://127.0.0.1:8080 (output in $STATE/origin-a/hls)
   discovery    http://127.0.0.1:9102/metrics
+  edge         http://127.0.0.1:8081   (metrics: /metrics)
   tokens       $STATE/tokens.env
 
 Stream "$STREAM" (key $KEY)
   publish (OBS: server / stream key):  rtmp://127.0.0.1:1935/live  /  $KEY
-  watch (any HLS player, e.g. ffplay or VLC): http://127.0.0.1:8080/$STREAM/index.m3u8
+  watch (any HLS player, e.g. ffplay or VLC): http://127.0.0.1:8081/$STREAM/index.m3u8
   $( [ "$DEMO" = 1 ] && echo "the demo publisher is sending a test pattern now" || echo "no demo publisher (--no-demo): publish from OBS" )
 
-Not running yet: the edge (issue 5); until it exists, players read from the
-origin directly. Manage streams with the router API, e.g.:
+Manage streams with the router API, e.g.:
   curl -H "Authorization: Bearer \$ROUTER_ADMIN_TOKEN" http://$ROUTER_ADDR/admin/streams
 
 Ctrl-C stops everything.

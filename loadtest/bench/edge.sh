@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Edge benchmark: the same wrk runs (keep-alive, 64 connections, 10 s, median
+# of 3) against our edge, nginx proxy_cache and Varnish, each in front of the
+# same origin, in one run: a cached 1 MB segment and a cached 2 KB playlist.
+#
+#   loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
+#
+# The origin is our release origin serving a prepared output folder (one 1 MB
+# segment, one 2 KB media playlist). Everything runs on loopback with free
+# ports and is stopped by PID on exit. Prints a Markdown row per object for
+# docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+CONNS=${1:-64}
+SECS=${2:-10}
+RUNS=${3:-3}
+
+bash scripts/setup.sh
+cargo build --release --quiet -p router-api -p origin -p edge
+BIN="$ROOT/target/release"
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { local end=$((SECONDS + 15)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.05; done; }
+
+# --- the origin and its content ----------------------------------------------
+OUT="$WORK/out"; SESSION=s1
+mkdir -p "$OUT/bench/$SESSION/720p"
+head -c 1048576 /dev/urandom > "$OUT/bench/$SESSION/720p/1.m4s"
+{
+  printf '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI="init.mp4"\n'
+  for i in $(seq 1 40); do printf '#EXT-X-PROGRAM-DATE-TIME:2026-11-21T00:00:%02d.000Z\n#EXTINF:2.000,\n%d.m4s\n' $((i % 60)) "$i"; done
+} | head -c 2048 > "$OUT/bench/$SESSION/720p/index.m3u8"
+SEG=/bench/$SESSION/720p/1.m4s
+PL=/bench/$SESSION/720p/index.m3u8
+
+RPORT=$(free_port); APORT=$(free_port); OHTTP=$(free_port); ORTMP=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
+wait_for redis-cli -p "$RPORT" ping
+export ROUTER_ADMIN_TOKEN=bench-admin-token-000000 ROUTER_AGENT_TOKEN=bench-agent-token-000000
+"$BIN/router-api" --listen "127.0.0.1:$APORT" --redis "redis://127.0.0.1:$RPORT" --report-ttl 10m --log warn > "$WORK/router.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$APORT/readyz"
+"$BIN/origin" --origin-id bench --rtmp-listen "127.0.0.1:$ORTMP" --http-listen "127.0.0.1:$OHTTP" \
+  --output-dir "$OUT" --router "http://127.0.0.1:$APORT" --retain-ended 1h --log warn > "$WORK/origin.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$OHTTP$SEG"
+curl -fsS -X PUT -H "Authorization: Bearer $ROUTER_AGENT_TOKEN" -H 'content-type: application/json' \
+  -d "{\"host\":\"127.0.0.1:$OHTTP\",\"manifest\":\"bench/index.m3u8\",\"session\":\"$SESSION\",\"renditions\":[{\"name\":\"720p\"}]}" \
+  "http://127.0.0.1:$APORT/origins/bench/streams/bench" > /dev/null
+
+# --- the three caches -------------------------------------------------------------
+EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
+# Playlists stay fresh longer than a run so all three serve them from cache.
+"$BIN/edge" --listen "127.0.0.1:$EPORT" --router "http://127.0.0.1:$APORT" --cache-size 256MiB \
+  --playlist-ttl 1h --threads 2 --log warn > "$WORK/edge.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$EPORT/healthz"
+
+mkdir -p "$WORK/nginx/cache"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/nginx/cache keys_zone=hls:16m max_size=256m inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$OHTTP; keepalive 32; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache hls;
+      proxy_cache_lock on;
+      proxy_ignore_headers Cache-Control Expires;
+      proxy_cache_valid 200 1h;
+      add_header X-Cache-Status \$upstream_cache_status;
+    }
+  }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$NPORT$SEG"
+
+cat > "$WORK/varnish.vcl" <<VCL
+vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "$OHTTP"; }
+sub vcl_backend_response { set beresp.ttl = 1h; }
+VCL
+varnishd -F -a "127.0.0.1:$VPORT" -f "$WORK/varnish.vcl" -s malloc,256m -n "$WORK/varnish" > "$WORK/varnish.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$VPORT$SEG"
+
+# Warm every cache and check each answers from it.
+for port in $EPORT $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$port$SEG"; curl -fsS -o /dev/null "http://127.0.0.1:$port$PL"; done
+curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
+run() {  # $1 = port, $2 = path -> "rps p99ms"
+  local rps=() p99=()
+  for _ in $(seq "$RUNS"); do
+    local out; out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$1$2")
+    if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx answers from port $1" >&2; exit 1; fi
+    rps+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
+    p99+=("$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)")
+  done
+  echo "$(printf '%s\n' "${rps[@]}" | median) $(printf '%s\n' "${p99[@]}" | median)"
+}
+for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
+  name=${obj%%:*}; path=${obj#*:}
+  read -r e_rps e_p99 <<< "$(run "$EPORT" "$path")"
+  read -r n_rps n_p99 <<< "$(run "$NPORT" "$path")"
+  read -r v_rps v_p99 <<< "$(run "$VPORT" "$path")"
+  rn=$(awk -v a="$e_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a / b}')
+  rv=$(awk -v a="$e_rps" -v b="$v_rps" 'BEGIN {printf "%.2f", a / b}')
+  echo "$name: edge $e_rps req/s (p99 ${e_p99} ms), nginx $n_rps (p99 ${n_p99} ms), varnish $v_rps (p99 ${v_p99} ms)"
+  echo "| $(date -u +%F) | $name | $e_rps | $e_p99 | $n_rps | $n_p99 | $v_rps | $v_p99 | $rn | $rv |"
+done
