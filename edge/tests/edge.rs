@@ -519,3 +519,70 @@ fn help_documents_every_setting() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+/// An origin that dies in the middle of a body: the edge must not keep the
+/// truncated body as a complete object. This server is a fault injector
+/// standing in for a crashing origin, not a copy of ours.
+#[tokio::test]
+async fn a_truncated_upstream_body_is_never_cached() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let broken = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let accepted = accepted.clone();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && accepted.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                s.set_nonblocking(false).unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut s, &mut buf);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: video/iso.segment\r\ncontent-length: 100000\r\n\r\n";
+                let _ = std::io::Write::write_all(&mut s, head.as_bytes());
+                let _ = std::io::Write::write_all(&mut s, &[7u8; 50_000]);
+                // Hang up 50 000 bytes short.
+            }
+        });
+    }
+    let put = stack
+        .client
+        .put(format!("http://{}/origins/broken/streams/broken", stack.router))
+        .bearer_auth(AGENT)
+        .json(&json!({"host": broken.to_string(), "manifest": "broken/index.m3u8", "session": "s1", "renditions": [{"name": "720p"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    for attempt in 0..2 {
+        let r = stack
+            .client
+            .get(stack.url("/broken/s1/720p/1.m4s"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Ok(r) = r {
+            assert_ne!(
+                r.headers().get("x-cache-status").map(|v| v.to_str().unwrap()),
+                Some("HIT"),
+                "attempt {attempt}"
+            );
+            let body = r.bytes().await;
+            assert!(
+                body.map_or(true, |b| b.len() < 100_000),
+                "attempt {attempt} got a complete body"
+            );
+        }
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "each attempt went to the origin"
+    );
+}
