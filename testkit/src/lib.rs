@@ -9,10 +9,12 @@
 //! - [`wait_until`] polls a condition with a deadline (never a bare sleep),
 //! - [`Redis`] runs a throw-away `redis-server` that can be stopped and
 //!   restarted on the same port,
-//! - [`bin_path`] finds a workspace binary already built by `cargo test`.
+//! - [`bin_path`] finds a workspace binary already built by `cargo test`,
+//! - [`stack`] runs the whole stack (router, origins, agents, edge, ffmpeg).
 
 mod process;
 mod redis;
+pub mod stack;
 mod wait;
 
 pub use process::{Process, bin_path};

@@ -1,0 +1,139 @@
+//! Command-line settings and the safety rules on them.
+
+use clap::{Parser, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a viewer picks its rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pick {
+    /// The highest bandwidth.
+    Highest,
+    /// The lowest bandwidth.
+    Lowest,
+    /// One at random per viewer.
+    Random,
+    /// Start lowest; move up or down with the measured throughput.
+    Adaptive,
+}
+
+/// Dionysia load tester: simulated HLS viewers against an edge (or any HLS
+/// server), reporting what operators care about: cache hit ratio, origin
+/// offload, time to first byte, stalls, live latency and errors.
+///
+/// Each viewer behaves like a player: it loads the multivariant playlist,
+/// picks a rendition, reloads the live media playlist as RFC 8216bis says
+/// (a target duration after a changed reload, half of one after an unchanged
+/// one), downloads new segments in order (video and audio), keeps a play-out
+/// buffer and counts a stall whenever it runs dry.
+///
+/// It only targets loopback addresses unless --allow-target names the host.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+pub struct Settings {
+    /// Multivariant playlist URL on the edge.
+    #[arg(long, env = "LOADTEST_URL")]
+    pub url: reqwest::Url,
+
+    /// Number of simulated viewers (at most 20000).
+    #[arg(long, env = "LOADTEST_VIEWERS", default_value_t = 10)]
+    pub viewers: u32,
+
+    /// Time over which viewers join, spread evenly.
+    #[arg(long, env = "LOADTEST_RAMP", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ramp: Duration,
+
+    /// Length of the test (at most 1h).
+    #[arg(long, env = "LOADTEST_DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Where report.json and report.html are written.
+    #[arg(long, env = "LOADTEST_REPORT_DIR", default_value = "loadtest-report")]
+    pub report_dir: PathBuf,
+
+    /// How viewers pick a rendition.
+    #[arg(long, env = "LOADTEST_PICK", value_enum, default_value = "random")]
+    pub pick: Pick,
+
+    /// The edge's Prometheus endpoint, read before and after the run (default:
+    /// /metrics on the URL's host).
+    #[arg(long, env = "LOADTEST_METRICS_URL")]
+    pub metrics_url: Option<reqwest::Url>,
+
+    /// A non-loopback host the operator allows as a target (repeatable).
+    #[arg(long = "allow-target", env = "LOADTEST_ALLOW_TARGET", value_delimiter = ',')]
+    pub allow_targets: Vec<String>,
+
+    /// Time limit of one request.
+    #[arg(long, env = "LOADTEST_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// No live progress line on stderr.
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
+}
+
+pub const MAX_VIEWERS: u32 = 20_000;
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+impl Settings {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=MAX_VIEWERS).contains(&self.viewers),
+            "--viewers must be in 1..={MAX_VIEWERS}"
+        );
+        anyhow::ensure!(
+            self.duration > Duration::ZERO && self.duration <= MAX_DURATION,
+            "--duration must be in (0, 1h]"
+        );
+        anyhow::ensure!(self.ramp <= self.duration, "--ramp cannot exceed --duration");
+        for url in std::iter::once(&self.url).chain(self.metrics_url.as_ref()) {
+            check_target(url, &self.allow_targets)?;
+        }
+        Ok(())
+    }
+
+    pub fn metrics_url(&self) -> reqwest::Url {
+        self.metrics_url.clone().unwrap_or_else(|| {
+            let mut u = self.url.clone();
+            u.set_path("/metrics");
+            u.set_query(None);
+            u
+        })
+    }
+}
+
+/// Loopback, or a host the operator named.
+fn check_target(url: &reqwest::Url, allowed: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "{url}: only http(s) URLs");
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        loopback || allowed.iter().any(|a| a == host),
+        "{url}: refusing a non-loopback target; name it with --allow-target {host} if you mean it"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let ok = |u: &str, allow: &[&str]| {
+            let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+            check_target(&u.parse().unwrap(), &allow).is_ok()
+        };
+        assert!(ok("http://127.0.0.1:8081/a/index.m3u8", &[]));
+        assert!(ok("http://127.5.5.5/a", &[]));
+        assert!(ok("http://[::1]:8081/a", &[]));
+        assert!(ok("http://localhost/a", &[]));
+        assert!(!ok("http://10.0.0.1/a", &[]));
+        assert!(!ok("http://example.com/a", &[]));
+        assert!(ok("http://cdn.example/a", &["cdn.example"]));
+        assert!(!ok("ftp://127.0.0.1/a", &[]));
+    }
+}

@@ -1,0 +1,223 @@
+//! The whole Dionysia stack on loopback for end-to-end tests: Redis, the
+//! router API, origins with their discovery agents, an edge, and ffmpeg
+//! publishers. Every process is a [`Process`], stopped by PID when dropped.
+
+use crate::{Process, Redis, bin_path, free_addr, http_get, wait_until};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+pub const AGENT_TOKEN: &str = "agent-token-0123456789";
+
+/// One origin and the discovery agent beside it.
+pub struct OriginNode {
+    pub id: String,
+    pub process: Process,
+    pub agent: Process,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub out: tempfile::TempDir,
+}
+
+pub struct Stack {
+    pub redis: Redis,
+    pub router: SocketAddr,
+    pub router_process: Option<Process>,
+    pub origins: Vec<OriginNode>,
+    pub edge: Option<(Process, SocketAddr)>,
+}
+
+/// The small ladders of `origin/tests/profiles.toml`, cheap enough for tests.
+pub fn test_profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../origin/tests/profiles.toml")
+}
+
+pub fn start_router(addr: SocketAddr, redis_url: &str) -> Process {
+    let p = Process::spawn(
+        "router-api",
+        bin_path("router-api"),
+        [
+            "--listen",
+            &addr.to_string(),
+            "--redis",
+            redis_url,
+            "--report-ttl",
+            "3s",
+        ],
+        &[("ROUTER_ADMIN_TOKEN", ADMIN_TOKEN), ("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
+    );
+    wait_until("router-api ready", Duration::from_secs(10), || {
+        matches!(http_get(addr, "/readyz"), Some((200, _)))
+    });
+    p
+}
+
+impl Stack {
+    /// Redis and the router API.
+    pub fn new() -> Stack {
+        let redis = Redis::start();
+        let router = free_addr();
+        let router_process = Some(start_router(router, &redis.url()));
+        Stack {
+            redis,
+            router,
+            router_process,
+            origins: vec![],
+            edge: None,
+        }
+    }
+
+    /// Adds an origin (test profiles) and its discovery agent (1 s heartbeat).
+    pub fn add_origin(&mut self, id: &str) -> &OriginNode {
+        let (rtmp, http) = (free_addr(), free_addr());
+        let out = tempfile::tempdir().expect("tempdir");
+        let router = format!("http://{}", self.router);
+        let profiles = test_profiles();
+        let process = Process::spawn(
+            "origin",
+            bin_path("origin"),
+            [
+                "--origin-id",
+                id,
+                "--rtmp-listen",
+                &rtmp.to_string(),
+                "--http-listen",
+                &http.to_string(),
+                "--output-dir",
+                out.path().to_str().unwrap(),
+                "--router",
+                &router,
+                "--profiles",
+                profiles.to_str().unwrap(),
+            ],
+            &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
+        );
+        wait_until("origin ready", Duration::from_secs(10), || {
+            matches!(http_get(http, "/healthz"), Some((200, _)))
+        });
+        let listen = free_addr();
+        let agent = Process::spawn(
+            "discovery",
+            bin_path("discovery"),
+            [
+                "--origin-id",
+                id,
+                "--output-dir",
+                out.path().to_str().unwrap(),
+                "--advertise",
+                &http.to_string(),
+                "--router",
+                &router,
+                "--listen",
+                &listen.to_string(),
+                "--heartbeat",
+                "1s",
+            ],
+            &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
+        );
+        wait_until("discovery ready", Duration::from_secs(10), || {
+            http_get(listen, "/healthz").is_some()
+        });
+        self.origins.push(OriginNode {
+            id: id.to_string(),
+            process,
+            agent,
+            rtmp,
+            http,
+            out,
+        });
+        self.origins.last().unwrap()
+    }
+
+    /// Starts an edge in front of the router; returns its address.
+    pub fn add_edge(&mut self, extra: &[&str]) -> SocketAddr {
+        let addr = free_addr();
+        let mut args = vec![
+            "--listen".to_string(),
+            addr.to_string(),
+            "--router".into(),
+            format!("http://{}", self.router),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let p = Process::spawn("edge", bin_path("edge"), &args, &[]);
+        wait_until("edge ready", Duration::from_secs(10), || {
+            matches!(http_get(addr, "/healthz"), Some((200, _)))
+        });
+        self.edge = Some((p, addr));
+        addr
+    }
+
+    /// Creates a stream with `curl` and returns its key.
+    pub fn create_stream(&self, name: &str) -> String {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-fsS",
+                "-H",
+                &format!("Authorization: Bearer {ADMIN_TOKEN}"),
+                "-H",
+                "content-type: application/json",
+            ])
+            .args([
+                "-d",
+                &format!("{{\"name\":\"{name}\"}}"),
+                &format!("http://{}/admin/streams", self.router),
+            ])
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        let key = body
+            .split("\"key\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no key in {body}"));
+        key.to_string()
+    }
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// ffmpeg publishing a 640x360@15 test pattern with a tone for `secs` seconds
+/// to `rtmp://{origin}/live/{key}`.
+pub fn publish(rtmp: SocketAddr, key: &str, secs: u32) -> Process {
+    let url = format!("rtmp://{rtmp}/live/{key}");
+    let secs = secs.to_string();
+    Process::spawn(
+        "ffmpeg",
+        "ffmpeg",
+        [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=15",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &secs,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            &url,
+        ],
+        &[],
+    )
+}
