@@ -53,7 +53,12 @@ async fn edge_counters(client: &reqwest::Client, url: &reqwest::Url) -> Option<E
             {
                 c.lookups += v;
             }
-        } else if name.starts_with("edge_origin_fetches_total{") && name.contains("kind=\"segment\"") {
+        } else if (name.starts_with("edge_origin_fetches_total{")
+            || (name.starts_with("origin_http_requests_total{") && name.contains("status=\"200\"")))
+            && name.contains("kind=\"segment\"")
+        {
+            // The edge's count of origin fetches, or (when --metrics-url is
+            // an origin's) the origin's own count of segment requests.
             seen = true;
             c.origin_segment_fetches += v;
         }

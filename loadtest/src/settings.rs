@@ -56,8 +56,9 @@ pub struct Settings {
     #[arg(long, env = "LOADTEST_PICK", value_enum, default_value = "random")]
     pub pick: Pick,
 
-    /// The edge's Prometheus endpoint, read before and after the run (default:
-    /// /metrics on the URL's host).
+    /// Prometheus endpoint read before and after the run for origin offload:
+    /// the edge's (default: /metrics on the URL's host), or an origin's, which
+    /// counts the segment requests it served (use that for other caches).
     #[arg(long, env = "LOADTEST_METRICS_URL")]
     pub metrics_url: Option<reqwest::Url>,
 

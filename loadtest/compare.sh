@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The same viewer load against our edge, nginx proxy_cache and Varnish, each
+# in front of the same origin, on loopback. For each cache it raises the
+# viewer count (STEPS) until a run has a stall or an error, and reports the
+# largest clean count with its hit ratio and origin requests per segment
+# (counted by the origin itself, so all three are measured alike).
+#
+#   loadtest/compare.sh [DURATION_SECONDS] [STEPS...]
+#   e.g. loadtest/compare.sh 20 100 200 400 800
+#
+# The origin uses the small test ladders (origin/tests/profiles.toml) so that
+# transcoding leaves the cores to the caches and the viewers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DURATION=${1:-20}
+shift || true
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(100 200 400 800)
+
+bash scripts/setup.sh
+cargo build --release --quiet -p router-api -p origin -p discovery -p edge -p loadtest
+BIN="$ROOT/target/release"
+WORK=$(mktemp -d); chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { local end=$((SECONDS + 20)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.1; done; }
+
+RPORT=$(free_port); APORT=$(free_port); RTMP=$(free_port); OHTTP=$(free_port); DPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
+wait_for redis-cli -p "$RPORT" ping
+export ROUTER_ADMIN_TOKEN=compare-admin-token-0000 ROUTER_AGENT_TOKEN=compare-agent-token-0000
+"$BIN/router-api" --listen "127.0.0.1:$APORT" --redis "redis://127.0.0.1:$RPORT" --log warn > "$WORK/router.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$APORT/readyz"
+mkdir -p "$WORK/out"
+"$BIN/origin" --origin-id origin-a --rtmp-listen "127.0.0.1:$RTMP" --http-listen "127.0.0.1:$OHTTP" --output-dir "$WORK/out" \
+  --router "http://127.0.0.1:$APORT" --profiles "$ROOT/origin/tests/profiles.toml" --log warn > "$WORK/origin.log" 2>&1 & PIDS+=($!)
+wait_for curl -fsS "http://127.0.0.1:$OHTTP/healthz"
+"$BIN/discovery" --origin-id origin-a --output-dir "$WORK/out" --advertise "127.0.0.1:$OHTTP" \
+  --router "http://127.0.0.1:$APORT" --listen "127.0.0.1:$DPORT" --log warn > "$WORK/discovery.log" 2>&1 & PIDS+=($!)
+KEY=$(curl -fsS -H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H 'content-type: application/json' -d '{"name":"compare"}' \
+  "http://127.0.0.1:$APORT/admin/streams" | jq -r .key)
+TOTAL=$(( (DURATION + 10) * ${#STEPS[@]} * 3 + 60 ))
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i "testsrc2=size=640x360:rate=15" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+  -t "$TOTAL" -c:v libx264 -preset ultrafast -g 15 -pix_fmt yuv420p -c:a aac -f flv "rtmp://127.0.0.1:$RTMP/live/$KEY" \
+  > "$WORK/ffmpeg.log" 2>&1 & PIDS+=($!)
+
+EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
+"$BIN/edge" --listen "127.0.0.1:$EPORT" --router "http://127.0.0.1:$APORT" --threads 2 --log warn > "$WORK/edge.log" 2>&1 & PIDS+=($!)
+mkdir -p "$WORK/nginx/cache"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/nginx/cache keys_zone=hls:16m max_size=256m inactive=10m use_temp_path=off;
+  upstream origin { server 127.0.0.1:$OHTTP; keepalive 32; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache hls;
+      proxy_cache_lock on;
+      add_header X-Cache-Status \$upstream_cache_status always;
+    }
+  }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+cat > "$WORK/varnish.vcl" <<VCL
+vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "$OHTTP"; }
+sub vcl_backend_response { if (beresp.status != 200) { set beresp.ttl = 0s; set beresp.uncacheable = true; } }
+sub vcl_deliver { if (obj.hits > 0) { set resp.http.X-Cache-Status = "HIT"; } else { set resp.http.X-Cache-Status = "MISS"; } }
+VCL
+varnishd -F -a "127.0.0.1:$VPORT" -f "$WORK/varnish.vcl" -s malloc,256m -n "$WORK/varnish" > "$WORK/varnish.log" 2>&1 & PIDS+=($!)
+for port in $EPORT $NPORT $VPORT; do wait_for curl -fsS "http://127.0.0.1:$port/compare/index.m3u8"; done
+sleep 4  # a few segments to start behind the live edge (the stream is live; this is not a readiness wait)
+
+echo "| $(date -u +%F) | cache | largest clean viewers | hit ratio | origin req/segment | latency p50 | notes |"
+for target in "edge:$EPORT" "nginx:$NPORT" "varnish:$VPORT"; do
+  name=${target%%:*}; port=${target#*:}
+  best=0; best_line="no clean run"
+  for n in "${STEPS[@]}"; do
+    dir="$WORK/report-$name-$n"
+    "$BIN/loadtest" --url "http://127.0.0.1:$port/compare/index.m3u8" --viewers "$n" --ramp 5s --duration "${DURATION}s" \
+      --pick highest --metrics-url "http://127.0.0.1:$OHTTP/metrics" --report-dir "$dir" --quiet > "$dir.txt" 2>&1 || true
+    [ -f "$dir/report.json" ] || break
+    read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls, .hit_ratio, .origin_requests_per_segment, .latency.p50_s] | @tsv' "$dir/report.json")
+    echo "  $name $n viewers: errors $errors, stalls $stalls, hit ratio $hit, origin req/segment $per, latency p50 ${lat}s" >&2
+    if [ "$errors" = 0 ] && [ "$stalls" = 0 ]; then best=$n; best_line="$hit | $per | $lat"; else break; fi
+  done
+  echo "| $(date -u +%F) | $name | $best | $best_line | steps ${STEPS[*]}, ${DURATION}s each |"
+done
