@@ -5,156 +5,56 @@
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use testkit::{Process, Redis, bin_path, free_addr, http_get, wait_until, wait_until_async};
+use testkit::{Process, http_get, wait_until_async};
 
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
+use testkit::stack::{AGENT_TOKEN as AGENT, OriginNode as Origin, start_router};
 
 /// Transcoding takes the cores: one test at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Origin {
-    id: String,
-    process: Process,
-    _agent: Process,
-    rtmp: SocketAddr,
-    http: SocketAddr,
-    _out: tempfile::TempDir,
-}
-
+/// The stack (testkit's) with an edge, and an HTTP client for viewers.
 struct Stack {
-    redis: Redis,
+    inner: testkit::stack::Stack,
+    redis: String,
     router: SocketAddr,
-    router_proc: Option<Process>,
-    origins: Vec<Origin>,
-    _edge: Process,
     edge: SocketAddr,
     client: Client,
 }
 
-fn start_router(addr: SocketAddr, redis: &str) -> Process {
-    let p = Process::spawn(
-        "router-api",
-        bin_path("router-api"),
-        ["--listen", &addr.to_string(), "--redis", redis, "--report-ttl", "3s"],
-        &[("ROUTER_ADMIN_TOKEN", ADMIN), ("ROUTER_AGENT_TOKEN", AGENT)],
-    );
-    wait_until("router-api ready", Duration::from_secs(10), || {
-        matches!(http_get(addr, "/readyz"), Some((200, _)))
-    });
-    p
+impl std::ops::Deref for Stack {
+    type Target = testkit::stack::Stack;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
-fn start_origin(id: &str, router: SocketAddr) -> Origin {
-    let (rtmp, http) = (free_addr(), free_addr());
-    let out = tempfile::tempdir().unwrap();
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../origin/tests/profiles.toml");
-    let router_url = format!("http://{router}");
-    let process = Process::spawn(
-        "origin",
-        bin_path("origin"),
-        [
-            "--origin-id",
-            id,
-            "--rtmp-listen",
-            &rtmp.to_string(),
-            "--http-listen",
-            &http.to_string(),
-            "--output-dir",
-            out.path().to_str().unwrap(),
-            "--router",
-            &router_url,
-            "--profiles",
-            profiles.to_str().unwrap(),
-        ],
-        &[("ROUTER_AGENT_TOKEN", AGENT)],
-    );
-    wait_until("origin ready", Duration::from_secs(10), || {
-        matches!(http_get(http, "/healthz"), Some((200, _)))
-    });
-    let listen = free_addr();
-    let agent = Process::spawn(
-        "discovery",
-        bin_path("discovery"),
-        [
-            "--origin-id",
-            id,
-            "--output-dir",
-            out.path().to_str().unwrap(),
-            "--advertise",
-            &http.to_string(),
-            "--router",
-            &router_url,
-            "--listen",
-            &listen.to_string(),
-            "--heartbeat",
-            "1s",
-        ],
-        &[("ROUTER_AGENT_TOKEN", AGENT)],
-    );
-    wait_until("agent ready", Duration::from_secs(10), || {
-        http_get(listen, "/healthz").is_some()
-    });
-    Origin {
-        id: id.to_string(),
-        process,
-        _agent: agent,
-        rtmp,
-        http,
-        _out: out,
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
     }
 }
 
 impl Stack {
     fn start(origins: &[&str]) -> Stack {
-        let redis = Redis::start();
-        let router = free_addr();
-        let router_proc = start_router(router, &redis.url());
-        let origins = origins.iter().map(|id| start_origin(id, router)).collect();
-        let edge = free_addr();
-        let edge_proc = Process::spawn(
-            "edge",
-            env!("CARGO_BIN_EXE_edge"),
-            [
-                "--listen",
-                &edge.to_string(),
-                "--router",
-                &format!("http://{router}"),
-                "--cache-size",
-                "64MiB",
-            ],
-            &[],
-        );
-        wait_until("edge ready", Duration::from_secs(10), || {
-            matches!(http_get(edge, "/healthz"), Some((200, _)))
-        });
+        let mut inner = testkit::stack::Stack::new();
+        for id in origins {
+            inner.add_origin(id);
+        }
+        let edge = inner.add_edge(&["--cache-size", "64MiB"]);
+        let (redis, router) = (inner.redis.url(), inner.router);
         Stack {
+            inner,
             redis,
             router,
-            router_proc: Some(router_proc),
-            origins,
-            _edge: edge_proc,
             edge,
             client: Client::new(),
         }
     }
 
     async fn create_stream(&self, name: &str) -> String {
-        let v: Value = self
-            .client
-            .post(format!("http://{}/admin/streams", self.router))
-            .bearer_auth(ADMIN)
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["key"].as_str().unwrap().to_string()
+        self.inner.create_stream(name)
     }
 
     fn url(&self, path: &str) -> String {
@@ -192,42 +92,7 @@ impl Stack {
 }
 
 fn publish(origin: &Origin, key: &str, secs: u32) -> Process {
-    let url = format!("rtmp://{}/live/{key}", origin.rtmp);
-    let secs = secs.to_string();
-    Process::spawn(
-        "ffmpeg",
-        "ffmpeg",
-        [
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=15",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &secs,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            &url,
-        ],
-        &[],
-    )
+    testkit::stack::publish(origin.rtmp, key, secs)
 }
 
 /// `origin_http_requests_total{kind,status="200"}` of one origin.
@@ -413,7 +278,6 @@ async fn a_viewer_sticks_to_one_origin_and_moves_when_it_dies() {
     println!("viewer moved to {new_path} {:?} after its origin died", died.elapsed());
     let seg = segments(&text).pop().unwrap();
     assert_eq!(stack.get(&sibling(&new_path, &seg)).await.status(), 200);
-    let _ = &mut stack;
 }
 
 #[tokio::test]
@@ -432,11 +296,11 @@ async fn a_router_outage_costs_playing_viewers_nothing() {
     let mut fetches = 0;
     while start.elapsed() < Duration::from_secs(8) {
         if !router_stopped && start.elapsed() > Duration::from_secs(1) {
-            stack.router_proc.take().unwrap().stop();
+            stack.router_process.take().unwrap().stop();
             router_stopped = true;
         }
         if router_stopped && !router_restarted && start.elapsed() > Duration::from_secs(6) {
-            stack.router_proc = Some(start_router(stack.router, &stack.redis.url()));
+            stack.router_process = Some(start_router(stack.router, &stack.redis));
             router_restarted = true;
         }
         let pl = stack.get(&playlist_path).await;
