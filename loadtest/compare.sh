@@ -21,12 +21,7 @@ STEPS=("$@")
 bash scripts/setup.sh
 cargo build --release --quiet -p router-api -p origin -p discovery -p edge -p loadtest
 BIN="$ROOT/target/release"
-WORK=$(mktemp -d); chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local end=$((SECONDS + 20)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.1; done; }
+. "$ROOT/loadtest/bench/lib.sh"
 
 RPORT=$(free_port); APORT=$(free_port); RTMP=$(free_port); OHTTP=$(free_port); DPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)

@@ -587,41 +587,7 @@ async fn reports_the_real_origins_output() {
     });
     let _agent = start_agent("origin-a", out.path(), &http.to_string(), &router.url(), &[]);
 
-    let url = format!("rtmp://{rtmp}/live/{key}");
-    let mut ffmpeg = Process::spawn(
-        "ffmpeg",
-        "ffmpeg",
-        [
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=15",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "6",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            &url,
-        ],
-        &[],
-    );
+    let mut ffmpeg = testkit::stack::publish(rtmp, &key, 6);
     wait_status(&router, "real", 200, Duration::from_secs(10)).await;
     let (_, route) = router.route("real").await;
     assert_eq!(route["host"], http.to_string());

@@ -19,13 +19,7 @@ RUNS=${3:-3}
 bash scripts/setup.sh
 cargo build --release --quiet -p router-api -p origin -p edge
 BIN="$ROOT/target/release"
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local end=$((SECONDS + 15)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.05; done; }
+. "$ROOT/loadtest/bench/lib.sh"
 
 # --- the origin and its content ----------------------------------------------
 OUT="$WORK/out"; SESSION=s1
@@ -100,7 +94,6 @@ wait_for curl -fsS "http://127.0.0.1:$VPORT$SEG"
 for port in $EPORT $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$port$SEG"; curl -fsS -o /dev/null "http://127.0.0.1:$port$PL"; done
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
 run() {  # $1 = port, $2 = path -> "rps p99ms"
   local rps=() p99=()

@@ -30,12 +30,7 @@ ours=-; theirs=-; cpu_ratio=-; sustained=-; t_default=-; t_pass=-; t_nginx=-
 bash scripts/setup.sh
 cargo build --release --quiet -p router-api -p origin
 BIN="$ROOT/target/release"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local end=$((SECONDS + 15)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.05; done; }
+. "$ROOT/loadtest/bench/lib.sh"
 # CPU seconds (user+system) a PID has used so far.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 now() { date +%s.%N; }

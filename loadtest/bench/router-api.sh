@@ -12,6 +12,7 @@
 # by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
 CONNS=${1:-64}
 SECS=${2:-10}
 RUNS=${3:-3}
@@ -19,13 +20,7 @@ RUNS=${3:-3}
 bash scripts/setup.sh
 cargo build --release --quiet -p router-api
 BIN=target/release/router-api
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local end=$((SECONDS + 10)); until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || { echo "not ready: $*" >&2; exit 1; }; sleep 0.1; done; }
+. "$ROOT/loadtest/bench/lib.sh"
 
 RPORT=$(free_port); APORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
@@ -39,7 +34,6 @@ curl -fsS -X PUT -H "Authorization: Bearer $ROUTER_AGENT_TOKEN" -H 'content-type
   "http://127.0.0.1:$APORT/origins/origin-a/streams/bench" >/dev/null
 curl -fsS "http://127.0.0.1:$APORT/streams/bench" > "$WORK/route.json"
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 THREADS=2
 
 wrk_rps=(); wrk_p99=()

@@ -124,42 +124,7 @@ impl Stack {
     }
 }
 
-/// ffmpeg publishing a 640x360@15 test pattern with a tone for `secs`.
-fn ffmpeg_publish(url: &str, format: &str, secs: u32, video_codec: &[&str]) -> Process {
-    let secs = secs.to_string();
-    let mut args: Vec<&str> = vec![
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=15",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &secs,
-    ];
-    args.extend_from_slice(video_codec);
-    args.extend_from_slice(&["-c:a", "aac", "-f", format, url]);
-    Process::spawn("ffmpeg", "ffmpeg", args, &[])
-}
-
-const H264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-tune",
-    "zerolatency",
-    "-g",
-    "15",
-    "-pix_fmt",
-    "yuv420p",
-];
+use testkit::stack::{H264, ffmpeg_publish};
 
 /// The variant and audio URIs of a multivariant playlist.
 fn media_uris(master: &str) -> Vec<String> {

@@ -181,43 +181,24 @@ impl Default for Stack {
     }
 }
 
-/// ffmpeg publishing a 640x360@15 test pattern with a tone for `secs` seconds
-/// to `rtmp://{origin}/live/{key}`.
-pub fn publish(rtmp: SocketAddr, key: &str, secs: u32) -> Process {
-    let url = format!("rtmp://{rtmp}/live/{key}");
+/// x264 settings for test publishers: fast, one keyframe a second.
+pub const H264: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "15", "-pix_fmt", "yuv420p"];
+
+/// ffmpeg publishing a 640x360@15 test pattern with a tone for `secs`
+/// seconds to `url` in container `format` (`flv` for RTMP, `mpegts` for SRT),
+/// with the given video encoder arguments.
+pub fn ffmpeg_publish(url: &str, format: &str, secs: u32, video: &[&str]) -> Process {
     let secs = secs.to_string();
-    Process::spawn(
-        "ffmpeg",
-        "ffmpeg",
-        [
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=15",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &secs,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            &url,
-        ],
-        &[],
-    )
+    let mut args: Vec<&str> = vec![
+        "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &secs,
+    ];
+    args.extend_from_slice(video);
+    args.extend_from_slice(&["-c:a", "aac", "-f", format, url]);
+    Process::spawn("ffmpeg", "ffmpeg", args, &[])
+}
+
+/// [`ffmpeg_publish`] over RTMP to `rtmp://{rtmp}/live/{key}` with [`H264`].
+pub fn publish(rtmp: SocketAddr, key: &str, secs: u32) -> Process {
+    ffmpeg_publish(&format!("rtmp://{rtmp}/live/{key}"), "flv", secs, H264)
 }
