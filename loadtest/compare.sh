@@ -5,7 +5,7 @@
 # largest clean count with its hit ratio and origin requests per segment
 # (counted by the origin itself, so all three are measured alike).
 #
-#   loadtest/compare.sh [DURATION_SECONDS] [STEPS...]
+#   [CACHES="edge nginx varnish"] loadtest/compare.sh [DURATION_SECONDS] [STEPS...]
 #   e.g. loadtest/compare.sh 20 100 200 400 800
 #
 # The origin uses the small test ladders (origin/tests/profiles.toml) so that
@@ -78,11 +78,17 @@ sub vcl_deliver { if (obj.hits > 0) { set resp.http.X-Cache-Status = "HIT"; } el
 VCL
 varnishd -F -a "127.0.0.1:$VPORT" -f "$WORK/varnish.vcl" -s malloc,256m -n "$WORK/varnish" > "$WORK/varnish.log" 2>&1 & PIDS+=($!)
 for port in $EPORT $NPORT $VPORT; do wait_for curl -fsS "http://127.0.0.1:$port/compare/index.m3u8"; done
-sleep 4  # a few segments to start behind the live edge (the stream is live; this is not a readiness wait)
+# Viewers start three segments behind the live edge: wait until the window is full.
+full_window() {
+  local uri; uri=$(curl -fsS "http://127.0.0.1:$OHTTP/compare/index.m3u8" | grep -m1 'index.m3u8$') || return 1
+  [ "$(curl -fsS "http://127.0.0.1:$OHTTP/compare/$uri" | grep -c '\.m4s$')" -ge 3 ]
+}
+wait_for full_window
 
 echo "| $(date -u +%F) | cache | largest clean viewers | hit ratio | origin req/segment | latency p50 | notes |"
-for target in "edge:$EPORT" "nginx:$NPORT" "varnish:$VPORT"; do
-  name=${target%%:*}; port=${target#*:}
+declare -A PORT_OF=([edge]=$EPORT [nginx]=$NPORT [varnish]=$VPORT)
+for name in ${CACHES:-edge nginx varnish}; do
+  port=${PORT_OF[$name]}
   best=0; best_line="no clean run"
   for n in "${STEPS[@]}"; do
     dir="$WORK/report-$name-$n"

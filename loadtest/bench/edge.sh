@@ -27,8 +27,9 @@ mkdir -p "$OUT/bench/$SESSION/720p"
 head -c 1048576 /dev/urandom > "$OUT/bench/$SESSION/720p/1.m4s"
 {
   printf '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI="init.mp4"\n'
-  for i in $(seq 1 40); do printf '#EXT-X-PROGRAM-DATE-TIME:2026-11-21T00:00:%02d.000Z\n#EXTINF:2.000,\n%d.m4s\n' $((i % 60)) "$i"; done
-} | head -c 2048 > "$OUT/bench/$SESSION/720p/index.m3u8"
+  for i in $(seq 1 33); do printf '#EXT-X-PROGRAM-DATE-TIME:2026-11-21T00:00:%02d.000Z\n#EXTINF:2.000,\n%d.m4s\n' $((i % 60)) "$i"; done
+} > "$OUT/bench/$SESSION/720p/index.m3u8"
+echo "playlist: $(wc -c < "$OUT/bench/$SESSION/720p/index.m3u8") bytes; segment: 1048576 bytes"
 SEG=/bench/$SESSION/720p/1.m4s
 PL=/bench/$SESSION/720p/index.m3u8
 
