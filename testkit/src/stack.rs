@@ -182,7 +182,18 @@ impl Default for Stack {
 }
 
 /// x264 settings for test publishers: fast, one keyframe a second.
-pub const H264: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "15", "-pix_fmt", "yuv420p"];
+pub const H264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-g",
+    "15",
+    "-pix_fmt",
+    "yuv420p",
+];
 
 /// ffmpeg publishing a 640x360@15 test pattern with a tone for `secs`
 /// seconds to `url` in container `format` (`flv` for RTMP, `mpegts` for SRT),
@@ -190,8 +201,20 @@ pub const H264: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-tune", 
 pub fn ffmpeg_publish(url: &str, format: &str, secs: u32, video: &[&str]) -> Process {
     let secs = secs.to_string();
     let mut args: Vec<&str> = vec![
-        "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &secs,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=15",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &secs,
     ];
     args.extend_from_slice(video);
     args.extend_from_slice(&["-c:a", "aac", "-f", format, url]);
