@@ -95,7 +95,8 @@ for name in ${CACHES:-edge nginx varnish}; do
     "$BIN/loadtest" --url "http://127.0.0.1:$port/compare/index.m3u8" --viewers "$n" --ramp 5s --duration "${DURATION}s" \
       --pick highest --metrics-url "http://127.0.0.1:$OHTTP/metrics" --report-dir "$dir" --quiet > "$dir.txt" 2>&1 || true
     [ -f "$dir/report.json" ] || break
-    read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls, .hit_ratio, .origin_requests_per_segment, .latency.p50_s] | @tsv' "$dir/report.json")
+    # Tab-separated with "-" for missing values (read would merge empty fields).
+    IFS=$'\t' read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls, .hit_ratio, .origin_requests_per_segment, .latency.p50_s] | map(. // "-") | @tsv' "$dir/report.json")
     echo "  $name $n viewers: errors $errors, stalls $stalls, hit ratio $hit, origin req/segment $per, latency p50 ${lat}s" >&2
     if [ "$errors" = 0 ] && [ "$stalls" = 0 ]; then best=$n; best_line="$hit | $per | $lat"; else break; fi
   done

@@ -26,24 +26,26 @@ struct EdgeCounters {
 }
 
 async fn edge_counters(client: &reqwest::Client, url: &reqwest::Url) -> Option<EdgeCounters> {
-    let text = client
+    let resp = client
         .get(url.clone())
         .timeout(Duration::from_secs(3))
         .send()
         .await
-        .ok()?
-        .text()
-        .await
         .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let text = resp.text().await.ok()?;
+    // A counter that has not counted yet is absent from the page: that is a
+    // zero, as long as the page is a Prometheus page at all.
+    let seen = text.contains("# TYPE ");
     let mut c = EdgeCounters::default();
-    let mut seen = false;
     for line in text.lines() {
         let Some((name, value)) = line.rsplit_once(' ') else {
             continue;
         };
         let Ok(v) = value.parse::<f64>() else { continue };
         if name.starts_with("edge_requests_total{") && !name.contains("kind=\"other\"") {
-            seen = true;
             if name.contains("cache_status=\"HIT\"") {
                 c.hits += v;
             }
@@ -59,7 +61,6 @@ async fn edge_counters(client: &reqwest::Client, url: &reqwest::Url) -> Option<E
         {
             // The edge's count of origin fetches, or (when --metrics-url is
             // an origin's) the origin's own count of segment requests.
-            seen = true;
             c.origin_segment_fetches += v;
         }
     }
