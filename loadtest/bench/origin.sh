@@ -62,12 +62,15 @@ before=$(cpu_of "$ORIGIN")
 publish "$KEY"
 sleep 1.5  # let the pipeline drain its last fragments (it ends within 0.7 s)
 ours=$(awk -v a="$before" -v b="$(cpu_of "$ORIGIN")" -v s="$SECS" 'BEGIN {printf "%.3f", (b - a) / s}')
+# x264enc's rate control is CBR with a 600 ms VBV (nal_hrd=none, no filler):
+# ffmpeg gets the same through -maxrate and -bufsize per rung.
 X264="-c:v libx264 -preset veryfast -tune zerolatency -bf 0 -g 60 -keyint_min 60 -sc_threshold 0"
 mkdir -p "$WORK/ff"
 /usr/bin/env time -f "%U %S" -o "$WORK/ff.time" ffmpeg -hide_banner -loglevel error -i "$INPUT" \
   -filter_complex "[0:v]split=3[a][b][c];[a]scale=1280:720[v0];[b]scale=852:480[v1];[c]scale=640:360[v2]" \
   -map "[v0]" -map "[v1]" -map "[v2]" -map 0:a \
-  $X264 -b:v:0 2800k -b:v:1 1200k -b:v:2 700k -r 30 -c:a aac -b:a 128k -ar 48000 -ac 2 \
+  $X264 -b:v:0 2800k -maxrate:v:0 2800k -bufsize:v:0 1680k -b:v:1 1200k -maxrate:v:1 1200k -bufsize:v:1 720k \
+  -b:v:2 700k -maxrate:v:2 700k -bufsize:v:2 420k -r 30 -c:a aac -b:a 128k -ar 48000 -ac 2 \
   -f hls -hls_time 2 -hls_segment_type fmp4 -hls_list_size 0 \
   -var_stream_map "v:0 v:1 v:2 a:0" -master_pl_name index.m3u8 "$WORK/ff/%v/index.m3u8"
 theirs=$(awk -v s="$SECS" '{printf "%.3f", ($1 + $2) / s}' "$WORK/ff.time")
