@@ -21,12 +21,57 @@ use pingora_cache::storage::{
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, Storage};
 use pingora_error::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
 use std::any::Any;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+/// A stored object. Its metadata is kept as the fields `CacheMeta::new`
+/// takes rather than serialized: pingora serializes headers with zstd, and
+/// decompressing them on every hit costs more than serving a small playlist.
+/// (Revalidation and variance, which would need the rest of `CacheMeta`,
+/// are not used by the edge.)
 struct Object {
-    meta: (Vec<u8>, Vec<u8>),
+    fresh_until: SystemTime,
+    created: SystemTime,
+    stale_while_revalidate: u32,
+    stale_if_error: u32,
+    header: ResponseHeader,
     body: Bytes,
+}
+
+impl Object {
+    fn new(meta: &CacheMeta, body: Bytes) -> Object {
+        Object {
+            fresh_until: meta.fresh_until(),
+            created: meta.created(),
+            stale_while_revalidate: meta.stale_while_revalidate_sec(),
+            stale_if_error: meta.stale_if_error_sec(),
+            header: meta.response_header().clone(),
+            body,
+        }
+    }
+
+    fn meta(&self) -> CacheMeta {
+        CacheMeta::new(
+            self.fresh_until,
+            self.created,
+            self.stale_while_revalidate,
+            self.stale_if_error,
+            self.header.clone(),
+        )
+    }
+
+    /// Approximate bytes held.
+    fn weight(&self) -> usize {
+        let headers: usize = self
+            .header
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        self.body.len() + headers + 128
+    }
 }
 
 pub struct MokaStorage {
@@ -40,10 +85,7 @@ impl MokaStorage {
     pub fn new(capacity_bytes: u64) -> MokaStorage {
         let objects = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|_, o: &Arc<Object>| {
-                let size = o.body.len() + o.meta.0.len() + o.meta.1.len() + 64;
-                u32::try_from(size).unwrap_or(u32::MAX)
-            })
+            .weigher(|_, o: &Arc<Object>| u32::try_from(o.weight()).unwrap_or(u32::MAX))
             .build();
         MokaStorage {
             objects,
@@ -64,9 +106,8 @@ impl Storage for MokaStorage {
         let Some(obj) = self.objects.get(&key.combined_bin()) else {
             return Ok(None);
         };
-        let meta = CacheMeta::deserialize(&obj.meta.0, &obj.meta.1)?;
         Ok(Some((
-            meta,
+            obj.meta(),
             Box::new(Hit {
                 body: Some(obj.body.clone()),
             }),
@@ -82,7 +123,7 @@ impl Storage for MokaStorage {
         Ok(Box::new(Miss {
             storage: self,
             key: key.combined_bin(),
-            meta: meta.serialize()?,
+            meta: Object::new(meta, Bytes::new()),
             body: BytesMut::new(),
             too_big: false,
         }))
@@ -106,13 +147,7 @@ impl Storage for MokaStorage {
         let Some(old) = self.objects.get(&k) else {
             return Ok(false);
         };
-        self.objects.insert(
-            k,
-            Arc::new(Object {
-                meta: meta.serialize()?,
-                body: old.body.clone(),
-            }),
-        );
+        self.objects.insert(k, Arc::new(Object::new(meta, old.body.clone())));
         Ok(true)
     }
 
@@ -152,7 +187,8 @@ impl HandleHit for Hit {
 struct Miss {
     storage: &'static MokaStorage,
     key: HashBinary,
-    meta: (Vec<u8>, Vec<u8>),
+    /// The object's metadata, with an empty body until `finish`.
+    meta: Object,
     body: BytesMut,
     too_big: bool,
 }
@@ -176,8 +212,8 @@ impl HandleMiss for Miss {
         }
         let size = self.body.len();
         let obj = Object {
-            meta: self.meta,
             body: self.body.freeze(),
+            ..self.meta
         };
         self.storage.objects.insert(self.key, Arc::new(obj));
         Ok(MissFinishType::Created(size))
