@@ -44,39 +44,9 @@ ffmpeg -hide_banner -loglevel error -re -f lavfi -i "testsrc2=size=640x360:rate=
 
 EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
 "$BIN/edge" --listen "127.0.0.1:$EPORT" --router "http://127.0.0.1:$APORT" --threads 2 --log warn > "$WORK/edge.log" 2>&1 & PIDS+=($!)
-mkdir -p "$WORK/nginx/cache"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-user root;
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/nginx/cache keys_zone=hls:16m max_size=256m inactive=10m use_temp_path=off;
-  upstream origin { server 127.0.0.1:$OHTTP; keepalive 32; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache hls;
-      proxy_cache_lock on;
-      add_header X-Cache-Status \$upstream_cache_status always;
-    }
-  }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
-cat > "$WORK/varnish.vcl" <<VCL
-vcl 4.1;
-backend origin { .host = "127.0.0.1"; .port = "$OHTTP"; }
-sub vcl_backend_response { if (beresp.status != 200) { set beresp.ttl = 0s; set beresp.uncacheable = true; } }
-sub vcl_deliver { if (obj.hits > 0) { set resp.http.X-Cache-Status = "HIT"; } else { set resp.http.X-Cache-Status = "MISS"; } }
-VCL
-varnishd -F -a "127.0.0.1:$VPORT" -f "$WORK/varnish.vcl" -s malloc,256m -n "$WORK/varnish" > "$WORK/varnish.log" 2>&1 & PIDS+=($!)
+# Both honour the origin's Cache-Control, as the edge does with its own TTLs.
+start_nginx_cache "$NPORT" "$OHTTP"
+start_varnish "$VPORT" "$OHTTP" "if (beresp.status != 200) { set beresp.ttl = 0s; set beresp.uncacheable = true; }"
 for port in $EPORT $NPORT $VPORT; do wait_for curl -fsS "http://127.0.0.1:$port/compare/index.m3u8"; done
 # Viewers start three segments behind the live edge: wait until the window is full.
 full_window() {

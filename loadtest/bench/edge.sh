@@ -53,42 +53,11 @@ EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
   --playlist-ttl 1h --threads 2 --log warn > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 wait_for curl -fsS "http://127.0.0.1:$EPORT/healthz"
 
-mkdir -p "$WORK/nginx/cache"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-user root;
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/nginx/cache keys_zone=hls:16m max_size=256m inactive=1h use_temp_path=off;
-  upstream origin { server 127.0.0.1:$OHTTP; keepalive 32; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache hls;
-      proxy_cache_lock on;
-      proxy_ignore_headers Cache-Control Expires;
-      proxy_cache_valid 200 1h;
-      add_header X-Cache-Status \$upstream_cache_status;
-    }
-  }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+# Segments and playlists alike stay fresh for the whole run.
+start_nginx_cache "$NPORT" "$OHTTP" "proxy_ignore_headers Cache-Control Expires; proxy_cache_valid 200 1h;"
 wait_for curl -fsS "http://127.0.0.1:$NPORT$SEG"
 
-cat > "$WORK/varnish.vcl" <<VCL
-vcl 4.1;
-backend origin { .host = "127.0.0.1"; .port = "$OHTTP"; }
-sub vcl_backend_response { set beresp.ttl = 1h; }
-VCL
-varnishd -F -a "127.0.0.1:$VPORT" -f "$WORK/varnish.vcl" -s malloc,256m -n "$WORK/varnish" > "$WORK/varnish.log" 2>&1 & PIDS+=($!)
+start_varnish "$VPORT" "$OHTTP" "set beresp.ttl = 1h;"
 wait_for curl -fsS "http://127.0.0.1:$VPORT$SEG"
 
 # Warm every cache and check each answers from it.

@@ -23,3 +23,50 @@ wait_for() {
 
 # The median of numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# start_nginx_cache PORT ORIGIN_PORT [EXTRA_DIRECTIVES]: nginx with proxy_cache
+# (2 workers, keep-alive to the origin, cache lock, X-Cache-Status) on
+# 127.0.0.1:PORT in front of 127.0.0.1:ORIGIN_PORT; its PID goes to PIDS.
+start_nginx_cache() {
+  local port=$1 origin=$2 extra=${3:-}
+  mkdir -p "$WORK/nginx-$port/cache"
+  cat > "$WORK/nginx-$port/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 2;
+pid $WORK/nginx-$port/nginx.pid;
+error_log $WORK/nginx-$port/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/nginx-$port/cache keys_zone=hls:16m max_size=256m inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$origin; keepalive 32; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache hls;
+      proxy_cache_lock on;
+      add_header X-Cache-Status \$upstream_cache_status always;
+      $extra
+    }
+  }
+}
+CONF
+  nginx -c "$WORK/nginx-$port/nginx.conf" & PIDS+=($!)
+}
+
+# start_varnish PORT ORIGIN_PORT [VCL_BACKEND_RESPONSE]: Varnish (malloc
+# storage, X-Cache-Status) on 127.0.0.1:PORT in front of 127.0.0.1:ORIGIN_PORT.
+start_varnish() {
+  local port=$1 origin=$2 beresp=${3:-}
+  cat > "$WORK/varnish-$port.vcl" <<VCL
+vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "$origin"; }
+sub vcl_backend_response { $beresp }
+sub vcl_deliver { if (obj.hits > 0) { set resp.http.X-Cache-Status = "HIT"; } else { set resp.http.X-Cache-Status = "MISS"; } }
+VCL
+  varnishd -F -a "127.0.0.1:$port" -f "$WORK/varnish-$port.vcl" -s malloc,256m -n "$WORK/varnish-$port" > "$WORK/varnish-$port.log" 2>&1 & PIDS+=($!)
+}
