@@ -393,8 +393,6 @@ impl ProxyHttp for Edge {
             _ if e.esource() == &pingora_error::ErrorSource::Upstream => 502,
             _ => 500,
         };
-        let label = ctx.kind_label();
-        let _ = label;
         let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
         let _ = self.answer(session, ctx, code, &[], body, "error").await;
         FailToProxy {

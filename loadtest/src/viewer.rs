@@ -53,7 +53,6 @@ impl Track {
 struct Buffer {
     seconds: f64,
     playing: bool,
-    started: bool,
     last_tick: Instant,
     stalled_since: Option<Instant>,
     /// PDT of the end of the newest downloaded segment.
@@ -95,7 +94,6 @@ impl Buffer {
                 stats.stall(since.elapsed());
             }
             self.playing = true;
-            self.started = true;
         }
     }
 }
@@ -218,7 +216,6 @@ impl Viewer {
         let mut buffer = Buffer {
             seconds: 0.0,
             playing: false,
-            started: false,
             last_tick: Instant::now(),
             stalled_since: None,
             edge_pdt: None,
@@ -247,7 +244,6 @@ impl Viewer {
                 break;
             }
         }
-        let _ = buffer.started;
     }
 
     /// Reloads a media playlist and downloads its new segments. Returns
