@@ -20,4 +20,6 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       gstreamer1.0-plugins-ugly gstreamer1.0-libav \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
+# The origins' output volume: owned by the unprivileged user they run as.
+RUN mkdir -p /hls && chown nobody /hls
 USER nobody
