@@ -9,6 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# The container topology must stay valid: compose file and HAProxy config.
+ROUTER_ADMIN_TOKEN=compose-admin-token-0000 ROUTER_AGENT_TOKEN=compose-agent-token-0000 \
+  docker-compose -f docker-compose.yml config -q
+haproxy -c -q -f deploy/haproxy.cfg
+echo "docker-compose.yml and deploy/haproxy.cfg are valid"
+
 # Build every binary first: integration tests of one crate start the binaries
 # of others (e.g. discovery's tests run the real router-api).
 cargo build --workspace --all-targets --quiet
