@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::{Process, Redis, bin_path, free_addr, http_get, wait_until, wait_until_async};
@@ -24,7 +24,8 @@ const AGENT: &str = "agent-token-0123456789";
 struct FakeOrigin {
     dir: tempfile::TempDir,
     live: Arc<Mutex<HashMap<String, (String, u64)>>>,
-    stop: Arc<AtomicBool>,
+    /// Dropping the sender stops the ticker at once.
+    stop: Option<mpsc::Sender<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -53,14 +54,20 @@ fn media_playlist(seq: u64, end: bool) -> String {
 impl FakeOrigin {
     fn new() -> FakeOrigin {
         let live: Arc<Mutex<HashMap<String, (String, u64)>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let dir = tempfile::tempdir().unwrap();
         let ticker = {
-            let (live, stop, root) = (live.clone(), stop.clone(), dir.path().to_path_buf());
+            let (live, root) = (live.clone(), dir.path().to_path_buf());
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(180);
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(250));
+                // One tick every 250 ms (an origin writing segments) until
+                // the fixture is dropped or the deadline passes.
+                while Instant::now() < deadline
+                    && matches!(
+                        stopped.recv_timeout(Duration::from_millis(250)),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    )
+                {
                     let mut live = live.lock().unwrap();
                     for (name, (session, seq)) in live.iter_mut() {
                         *seq += 1;
@@ -75,7 +82,7 @@ impl FakeOrigin {
         FakeOrigin {
             dir,
             live,
-            stop,
+            stop: Some(stop),
             ticker: Some(ticker),
         }
     }
@@ -124,7 +131,7 @@ impl FakeOrigin {
 
 impl Drop for FakeOrigin {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
@@ -525,22 +532,18 @@ async fn bad_settings_are_refused_and_documented() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{msg}: {err}");
     }
-    let help = std::process::Command::new(bin_path("discovery"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    for flag in [
-        "--origin-id",
-        "--output-dir",
-        "--advertise",
-        "--router",
-        "ROUTER_AGENT_TOKEN",
-        "--heartbeat",
-        "--watch",
-    ] {
-        assert!(help.contains(flag), "--help documents {flag}");
-    }
+    testkit::assert_help_documents(
+        bin_path("discovery"),
+        &[
+            "--origin-id",
+            "--output-dir",
+            "--advertise",
+            "--router",
+            "ROUTER_AGENT_TOKEN",
+            "--heartbeat",
+            "--watch",
+        ],
+    );
 }
 
 /// The agent on the real origin's output: ffmpeg publishes over RTMP, the

@@ -117,19 +117,15 @@ fn refuses_non_loopback_targets_and_bounds() {
             .unwrap();
         assert!(!out.status.success(), "{args:?} was accepted");
     }
-    let help = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    for flag in [
-        "--url",
-        "--viewers",
-        "--ramp",
-        "--duration",
-        "--report-dir",
-        "--allow-target",
-    ] {
-        assert!(help.contains(flag), "--help documents {flag}");
-    }
+    testkit::assert_help_documents(
+        env!("CARGO_BIN_EXE_loadtest"),
+        &[
+            "--url",
+            "--viewers",
+            "--ramp",
+            "--duration",
+            "--report-dir",
+            "--allow-target",
+        ],
+    );
 }

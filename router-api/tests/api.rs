@@ -670,21 +670,17 @@ async fn refuses_weak_tokens() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_router-api"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    for flag in [
-        "--listen",
-        "--redis",
-        "--report-ttl",
-        "ROUTER_ADMIN_TOKEN",
-        "ROUTER_AGENT_TOKEN",
-        "--redis-timeout",
-    ] {
-        assert!(help.contains(flag), "--help documents {flag}");
-    }
+    testkit::assert_help_documents(
+        env!("CARGO_BIN_EXE_router-api"),
+        &[
+            "--listen",
+            "--redis",
+            "--report-ttl",
+            "ROUTER_ADMIN_TOKEN",
+            "ROUTER_AGENT_TOKEN",
+            "--redis-timeout",
+        ],
+    );
 }
 
 /// docs/openapi.json is the served document, byte for byte (pretty-printed).

@@ -37,3 +37,19 @@ pub fn free_port() -> u16 {
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
+
+/// Asserts that `program --help` mentions every one of `flags`.
+pub fn assert_help_documents(program: impl AsRef<std::path::Path>, flags: &[&str]) {
+    let out = std::process::Command::new(program.as_ref())
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in flags {
+        assert!(
+            help.contains(flag),
+            "--help of {} documents {flag}",
+            program.as_ref().display()
+        );
+    }
+}
