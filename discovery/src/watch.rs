@@ -7,7 +7,8 @@
 //! tracker is.
 
 use crate::settings::WatchMode;
-use notify::{Event, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -37,6 +38,18 @@ impl DirtySet {
     }
 }
 
+/// Whether an event can change what a stream folder says. Reads do not:
+/// opening or closing a file without writing it is an access event, and the
+/// tracker's own reads cause them, so counting them would wake the tracker
+/// forever. A close after writing is a finished write, and counts.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// The first path component under `root`: the stream folder an event is about.
 fn stream_of(root: &Path, path: &Path) -> Option<String> {
     match path.strip_prefix(root).ok()?.components().next()? {
@@ -58,6 +71,7 @@ pub fn start(
     let handler = {
         let canonical = canonical.clone();
         move |res: notify::Result<Event>| match res {
+            Ok(event) if !changes_content(&event.kind) => {}
             Ok(event) => {
                 for p in &event.paths {
                     if let Some(name) = stream_of(&canonical, p) {
@@ -105,6 +119,21 @@ mod tests {
         assert_eq!(stream_of(root, Path::new("/out/golive")), Some("golive".into()));
         assert_eq!(stream_of(root, Path::new("/out")), None);
         assert_eq!(stream_of(root, Path::new("/elsewhere/x")), None);
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{CreateKind, ModifyKind};
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Read)));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Any)));
     }
 
     #[test]

@@ -302,6 +302,22 @@ async fn streams_appear_and_leave_within_a_second() {
 }
 
 #[tokio::test]
+async fn an_agent_with_nothing_changing_stays_idle() {
+    let router = Router::start("15s");
+    let origin = FakeOrigin::new();
+    origin.publish("over", "s1");
+    origin.end("over");
+    let agent = start_agent("origin-a", &origin.path(), "127.0.0.1:8080", &router.url(), &[]);
+    wait_status(&router, "over", 404, Duration::from_secs(2)).await;
+    // Its own reads of the folder must not wake it (they once did, forever).
+    let before = agent.process.cpu_seconds();
+    // A measurement window, not a wait for readiness.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = agent.process.cpu_seconds() - before;
+    assert!(used < 0.2, "an idle agent used {used:.2} s of CPU in 2 s");
+}
+
+#[tokio::test]
 async fn a_new_session_is_reported_at_once() {
     let router = Router::start("15s");
     let origin = FakeOrigin::new();
