@@ -6,7 +6,7 @@
 //! ```text
 //! appsrc (FLV or MPEG-TS bytes) ! flvdemux|tsdemux
 //!   video: queue ! h264parse ! avdec_h264 ! tee
-//!            tee. ! queue ! videoscale ! videorate ! caps ! x264enc ! h264parse ! cmafmux ! appsink   (per rung)
+//!            tee. ! queue ! videorate ! videoscale ! caps ! x264enc ! h264parse ! cmafmux ! appsink   (per rung)
 //!   audio: queue ! aacparse ! avdec_aac ! audioconvert ! audioresample ! avenc_aac ! cmafmux ! appsink
 //! ```
 //!
@@ -395,9 +395,25 @@ fn link_video(
             height: height as u32,
             fps,
         };
+        // What the source's pixels mean. Caps often leave it out, and then
+        // GStreamer assumes BT.709 for HD and BT.601 for SD sizes: every SD
+        // rung would convert colours pixel by pixel (most of its scaling
+        // cost) and the ladder would disagree on colour. Rungs keep the
+        // source's colorimetry instead.
+        let colorimetry = gst_video::VideoInfo::from_caps(c.caps())
+            .map(|i| i.colorimetry().to_string())
+            .ok();
         if let Some(pipeline) = weak.upgrade() {
             for rendition in profile.ladder_for(source) {
-                if let Err(e) = add_rung(&pipeline, &tee, &rendition, segment, &writer, &counters) {
+                if let Err(e) = add_rung(
+                    &pipeline,
+                    &tee,
+                    &rendition,
+                    colorimetry.as_deref(),
+                    segment,
+                    &writer,
+                    &counters,
+                ) {
                     tracing::error!(rendition = %rendition.name, error = %e, "cannot build rung");
                 }
             }
@@ -408,10 +424,13 @@ fn link_video(
     link_pad(pad, &chain[0])
 }
 
+/// One rung: `queue ! videorate ! videoscale ! caps ! x264enc ! ...`.
+/// `colorimetry` is the source's, kept by the rung.
 fn add_rung(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
     r: &crate::profiles::Rendition,
+    colorimetry: Option<&str>,
     segment: Duration,
     writer: &Arc<SessionWriter>,
     counters: &Arc<dyn Counters>,
@@ -431,16 +450,16 @@ fn add_rung(
     queue.set_property("max-size-buffers", 0u32);
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", gst::ClockTime::from_seconds(4).nseconds());
+    let mut caps = gst::Caps::builder("video/x-raw")
+        .field("width", r.width as i32)
+        .field("height", r.height as i32)
+        .field("framerate", gst::Fraction::new(r.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some(colorimetry) = colorimetry {
+        caps = caps.field("colorimetry", colorimetry);
+    }
     let raw = make("capsfilter")?;
-    raw.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("width", r.width as i32)
-            .field("height", r.height as i32)
-            .field("framerate", gst::Fraction::new(r.fps as i32, 1))
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .build(),
-    );
+    raw.set_property("caps", caps.build());
     let enc = make("x264enc")?;
     enc.set_property("bitrate", r.video_bitrate_kbps);
     enc.set_property_from_str("speed-preset", &r.preset);
@@ -448,10 +467,11 @@ fn add_rung(
     enc.set_property("bframes", 0u32);
     let gop = (f64::from(r.fps) * segment.as_secs_f64()).round().max(1.0) as u32;
     enc.set_property("key-int-max", gop);
+    // Frames a lower rung's rate drops are dropped before they are scaled.
     let mut chain = vec![
         queue,
-        make("videoscale")?,
         make("videorate")?,
+        make("videoscale")?,
         raw,
         enc,
         make("h264parse")?,

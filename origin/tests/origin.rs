@@ -462,6 +462,35 @@ impl Stack {
 }
 
 #[tokio::test]
+async fn sd_rungs_of_an_hd_source_keep_its_colours() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start();
+    let key = stack.create_stream("golive", "sd-only").await;
+    // 1280x720 without colour signalling: HD, so BT.709 by convention. An SD
+    // rung must not quietly turn it into BT.601 (that once happened, and the
+    // pixel-by-pixel conversion was most of the scaling cost).
+    let mut video = vec!["-vf", "scale=1280:720"];
+    video.extend_from_slice(H264);
+    let mut ffmpeg = ffmpeg_publish(&format!("rtmp://{}/live/{key}", stack.rtmp), "flv", 4, &video);
+    stack.wait_playable("golive", Duration::from_secs(10)).await;
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args(["stream=width,height,color_space", "-of", "json"])
+        .arg(stack.url("golive/index.m3u8"))
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let rung = &probe["streams"][0];
+    assert_eq!(
+        (rung["width"].as_i64(), rung["height"].as_i64()),
+        (Some(320), Some(180)),
+        "{probe}"
+    );
+    assert_eq!(rung["color_space"], "bt709", "{probe}");
+    wait_exit(&mut ffmpeg, Duration::from_secs(15));
+}
+
+#[tokio::test]
 async fn republish_gets_a_new_session_and_no_segment_path_repeats() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::start();

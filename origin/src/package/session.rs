@@ -266,7 +266,14 @@ impl SessionWriter {
         };
         let mut video = vec![];
         let mut audio = None;
-        for (name, r) in &st.renditions {
+        // Only renditions with media: a session that ends early (a failed
+        // encoder, a publisher gone after a second) must not list playlists
+        // that do not exist.
+        for (name, r) in st
+            .renditions
+            .iter()
+            .filter(|(_, r)| r.playlist.segments().next().is_some())
+        {
             match r.kind {
                 Kind::Video { .. } => video.push(info(name, r)),
                 Kind::Audio { .. } => audio = Some(info(name, r)),
@@ -432,5 +439,75 @@ mod tests {
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
         assert_eq!(w.written_media(), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn an_early_end_lists_only_renditions_with_media() {
+        let d = tempfile::tempdir().unwrap();
+        let w = SessionWriter::new(
+            d.path(),
+            "golive",
+            "s1",
+            Duration::from_secs(2),
+            Duration::ZERO,
+            Arc::new(Quiet),
+        )
+        .unwrap();
+        for (name, height) in [("360p", 360), ("180p", 180)] {
+            let kind = Kind::Video {
+                width: height * 16 / 9,
+                height,
+                fps: Some(30.0),
+                nominal_bps: Some(500_000),
+            };
+            w.add_rendition(name, kind).unwrap();
+        }
+        w.add_rendition("audio", Kind::Audio { nominal_bps: None }).unwrap();
+        w.set_codec("360p", "avc1.64001e".into(), None);
+        w.set_codec("audio", "mp4a.40.2".into(), None);
+        for name in ["360p", "audio"] {
+            w.push_buffer(name, buf(b"INIT", true, true, false, 0)).unwrap();
+            w.push_buffer(name, buf(b"moof", true, false, false, 0)).unwrap();
+            w.push_buffer(name, buf(b"mdat", false, false, true, 0)).unwrap();
+        }
+        // 180p never produced anything (its encoder failed).
+        w.finish().unwrap();
+        let master = std::fs::read_to_string(d.path().join("golive/index.m3u8")).unwrap();
+        assert!(master.contains("s1/360p/index.m3u8"), "{master}");
+        assert!(!master.contains("180p"), "{master}");
+        assert!(
+            !master.contains("CODECS=\",") && !master.contains("CODECS=\"\""),
+            "{master}"
+        );
+
+        // Nothing of the video at all: no multivariant playlist.
+        let d = tempfile::tempdir().unwrap();
+        let w = SessionWriter::new(
+            d.path(),
+            "golive",
+            "s2",
+            Duration::from_secs(2),
+            Duration::ZERO,
+            Arc::new(Quiet),
+        )
+        .unwrap();
+        w.add_rendition(
+            "360p",
+            Kind::Video {
+                width: 640,
+                height: 360,
+                fps: None,
+                nominal_bps: None,
+            },
+        )
+        .unwrap();
+        w.add_rendition("audio", Kind::Audio { nominal_bps: None }).unwrap();
+        w.set_codec("audio", "mp4a.40.2".into(), None);
+        w.push_buffer("audio", buf(b"INIT", true, true, false, 0)).unwrap();
+        w.push_buffer("audio", buf(b"moof", true, false, false, 0)).unwrap();
+        w.push_buffer("audio", buf(b"mdat", false, false, true, 0)).unwrap();
+        w.finish().unwrap();
+        assert!(!w.is_playable());
+        assert!(!d.path().join("golive/index.m3u8").exists());
     }
 }
