@@ -1,14 +1,16 @@
 # One image with every Dionysia binary; docker-compose.yml picks the command.
-# The runtime image carries the same GStreamer plugins as scripts/setup.sh.
+# The runtime image carries the same GStreamer plugins as scripts/setup.sh,
+# and the edge embeds the same hls.js (npm ci from edge/player's lock file).
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      cmake clang pkg-config libssl-dev \
+      cmake clang pkg-config libssl-dev nodejs npm \
       libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --workspace --bins \
+RUN npm ci --prefix edge/player --no-audit --no-fund \
+    && cargo build --release --workspace --bins \
     && mkdir /out \
     && cp target/release/router-api target/release/discovery target/release/origin \
           target/release/edge target/release/loadtest /out/

@@ -5,6 +5,7 @@
 # exits 0 in well under a second. Run as root (or with sudo available).
 # Used by `scripts/stack.sh` (quick start) and `scripts/test.sh` (test suite).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # build
@@ -44,6 +45,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
+
+# npm packages, each from its lock file: hls.js for the edge's player page
+# (embedded into the edge at build time) and playwright-core, which drives
+# Debian's Chromium in the browser tests (it never downloads a browser).
+# Installed again only when the lock file changes.
+npm_ci() {
+  local dir=$1 stamp=$1/node_modules/.installed-lock
+  if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then return 0; fi
+  echo "setup: npm ci in $dir" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$dir/package-lock.json" "$stamp"
+}
+npm_ci edge/player
+npm_ci e2e/browser
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust 1.95 (rustup) first" >&2

@@ -26,7 +26,13 @@ pub enum InvalidIdent {
     HostPort,
     #[error("manifest must be a relative path of [A-Za-z0-9._-] segments without '..'")]
     Manifest,
+    #[error("stream name {0:?} is reserved")]
+    Reserved(&'static str),
 }
+
+/// Stream names no stream may take, because edges serve something else
+/// under them: `/watch/...` is the player page.
+pub const RESERVED_STREAM_NAMES: &[&str] = &["watch"];
 
 /// Checks a stream name, origin id or profile name: `[a-z0-9][a-z0-9_-]{0,63}`.
 ///
@@ -40,6 +46,16 @@ pub fn validate_name(what: &'static str, s: &str) -> Result<(), InvalidIdent> {
             .iter()
             .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
     if ok { Ok(()) } else { Err(InvalidIdent::Name { what }) }
+}
+
+/// Checks the name of a stream being created: [`validate_name`], and not one
+/// of [`RESERVED_STREAM_NAMES`].
+pub fn validate_new_stream_name(s: &str) -> Result<(), InvalidIdent> {
+    validate_name("stream name", s)?;
+    match RESERVED_STREAM_NAMES.iter().find(|r| **r == s) {
+        Some(r) => Err(InvalidIdent::Reserved(r)),
+        None => Ok(()),
+    }
 }
 
 /// Checks a publish session id: `[A-Za-z0-9_-]{1,64}`.
@@ -96,6 +112,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reserved_stream_names() {
+        assert_eq!(validate_new_stream_name("watch"), Err(InvalidIdent::Reserved("watch")));
+        assert!(validate_new_stream_name("watcher").is_ok());
+        assert!(
+            validate_name("stream name", "watch").is_ok(),
+            "existing names keep working"
+        );
+    }
+
+    #[test]
     fn names() {
         for ok in ["golive", "a", "0", "a-b_c", &"a".repeat(64)] {
             assert!(validate_name("stream name", ok).is_ok(), "{ok}");
@@ -114,6 +140,7 @@ mod tests {
             "a\0",
         ] {
             assert!(validate_name("stream name", bad).is_err(), "{bad:?}");
+            assert!(validate_new_stream_name(bad).is_err(), "{bad:?}");
         }
     }
 

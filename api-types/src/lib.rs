@@ -12,5 +12,8 @@ pub mod ident;
 pub mod layout;
 pub mod router;
 
-pub use ident::{InvalidIdent, validate_host_port, validate_manifest_path, validate_name, validate_session};
+pub use ident::{
+    InvalidIdent, RESERVED_STREAM_NAMES, validate_host_port, validate_manifest_path, validate_name,
+    validate_new_stream_name, validate_session,
+};
 pub use router::*;

@@ -4,6 +4,7 @@
 //! `--shutdown-timeout`) or SIGINT (fast).
 
 mod metrics;
+mod player;
 mod proxy;
 mod routes;
 mod settings;
@@ -48,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         segment_ttl: s.segment_ttl,
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
+        refused: moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(proxy::REFUSED_FOR)
+            .build(),
     };
     let mut service = pingora_proxy::http_proxy_service(&server.configuration, edge);
     service.add_tcp(&s.listen);

@@ -1,9 +1,10 @@
 //! The proxy: pingora's phases, filled in for HLS.
 //!
 //! Request path (in pingora's order):
-//! 1. `request_filter`: only GET/HEAD; `/healthz` and `/metrics` answered
-//!    here; the path must parse as an HLS object of the layout; the stream's
-//!    route is looked up; an origin is chosen (see below). Unknown streams and
+//! 1. `request_filter`: only GET/HEAD; `/healthz`, `/metrics` and the
+//!    player page (`/watch/...`, see [`crate::player`]) answered here; the
+//!    path must parse as an HLS object of the layout; the stream's route is
+//!    looked up; an origin is chosen (see below). Unknown streams and
 //!    bad paths are answered at once.
 //! 2. `request_cache_filter` / `cache_key_callback`: cached on the
 //!    moka-backed storage, keyed by origin id + path (+ `_HLS_*` query
@@ -27,6 +28,7 @@
 //! session that is live, and the player follows it.
 
 use crate::metrics::Metrics;
+use crate::player;
 use crate::routes::{LookupSource, RouteTable};
 use crate::storage::MokaStorage;
 use api_types::layout::{ObjectKind, parse_object_path};
@@ -53,7 +55,13 @@ pub struct Edge {
     pub segment_ttl: Duration,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Origins that refused a connection lately (a passive health check):
+    /// new viewers and moved viewers are placed elsewhere while one is here.
+    pub refused: moka::sync::Cache<String, ()>,
 }
+
+/// How long an origin that refused a connection is passed over.
+pub const REFUSED_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Ctx {
@@ -90,27 +98,39 @@ fn target_of(req: &RequestHeader) -> String {
     }
 }
 
-/// The origin for a new viewer: the viewer's address hashed over the origins
-/// holding the stream, in a fixed order, so a viewer keeps its origin.
-fn place(route: &Route, viewer: &str) -> Option<RouteOrigin> {
-    let mut origins: Vec<&RouteOrigin> = route.origins.iter().collect();
+/// The origins a new placement may use: those holding the stream that have
+/// not refused a connection lately; all of them if every one has.
+fn candidates<'r>(route: &'r Route, refused: &moka::sync::Cache<String, ()>) -> Vec<&'r RouteOrigin> {
+    let mut origins: Vec<&RouteOrigin> = route
+        .origins
+        .iter()
+        .filter(|o| !refused.contains_key(&o.origin))
+        .collect();
+    if origins.is_empty() {
+        origins = route.origins.iter().collect();
+    }
     origins.sort_by(|a, b| a.origin.cmp(&b.origin));
+    origins
+}
+
+/// The origin for a new viewer: the viewer's address hashed over the
+/// candidate origins in a fixed order, so a viewer keeps its origin.
+fn place(origins: &[&RouteOrigin], stream: &str, viewer: &str) -> Option<RouteOrigin> {
     if origins.is_empty() {
         return None;
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (viewer, &route.name).hash(&mut h);
+    (viewer, stream).hash(&mut h);
     Some(origins[(h.finish() % origins.len() as u64) as usize].clone())
 }
 
-/// Another live origin that has `rendition`, for a viewer whose session ended.
-fn successor(route: &Route, rendition: &str, viewer: &str) -> Option<RouteOrigin> {
-    let placed = place(route, viewer)?;
+/// Another candidate origin that has `rendition`, for a viewer whose session
+/// ended: where [`place`] puts the viewer if it can, else the first that has it.
+fn successor(origins: &[&RouteOrigin], stream: &str, rendition: &str, viewer: &str) -> Option<RouteOrigin> {
     let has = |o: &RouteOrigin| o.renditions.iter().any(|r| r.name == rendition);
-    if has(&placed) {
-        Some(placed)
-    } else {
-        route.origins.iter().find(|o| has(o)).cloned()
+    match place(origins, stream, viewer) {
+        Some(placed) if has(&placed) => Some(placed),
+        _ => origins.iter().find(|o| has(o)).map(|o| (*o).clone()),
     }
 }
 
@@ -122,9 +142,10 @@ impl Edge {
         ctx: &mut Ctx,
         status: u16,
         headers: &[(&'static str, String)],
-        body: &'static str,
+        body: impl Into<Bytes>,
         label: &'static str,
     ) -> Result<bool> {
+        let body: Bytes = body.into();
         let mut resp = ResponseHeader::build(status, Some(headers.len() + 4))?;
         for (k, v) in headers {
             resp.insert_header(*k, v.as_str())?;
@@ -142,11 +163,35 @@ impl Edge {
             .write_response_header(Box::new(resp), head || body.is_empty())
             .await?;
         if !head && !body.is_empty() {
-            session
-                .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-                .await?;
+            session.write_response_body(Some(body), true).await?;
         }
         Ok(true)
+    }
+
+    /// The player page, its assets and the live list (see [`player`]).
+    async fn serve_player(&self, session: &mut Session, ctx: &mut Ctx, path: &str) -> Result<bool> {
+        let (asset, cache_control) = match player::request(path) {
+            player::Request::Asset(a) => ((a.body, a.content_type), a.cache_control),
+            player::Request::LiveList => match self.routes.live().await {
+                Ok(list) => ((player::live_list_json(&list), "application/json"), "no-store"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no live list");
+                    let retry = [("retry-after", "1".to_string())];
+                    return self
+                        .answer(session, ctx, 503, &retry, "routing unavailable\n", "error")
+                        .await;
+                }
+            },
+            player::Request::NotFound => {
+                return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+            }
+        };
+        let (body, content_type) = asset;
+        let headers = [
+            ("content-type", content_type.to_string()),
+            ("cache-control", cache_control.to_string()),
+        ];
+        self.answer(session, ctx, 200, &headers, body, "player").await
     }
 
     fn viewer(session: &Session) -> String {
@@ -195,6 +240,7 @@ impl ProxyHttp for Edge {
                 session.write_response_body(Some(Bytes::from(text)), true).await?;
                 return Ok(true);
             }
+            _ if player::owns(&path) => return self.serve_player(session, ctx, &path).await,
             _ => {}
         }
         let Some(obj) = parse_object_path(&path) else {
@@ -221,13 +267,14 @@ impl ProxyHttp for Edge {
             }
         };
         let viewer = Self::viewer(session);
+        let candidates = candidates(&route, &self.refused);
         let origin = match obj.media {
-            None => place(&route, &viewer),
+            None => place(&candidates, obj.stream, &viewer),
             Some((session_id, rendition)) => match route.origins.iter().find(|o| o.session == session_id) {
                 Some(o) => Some(o.clone()),
                 None if obj.kind == ObjectKind::MediaPlaylist => {
                     // The session is gone: send the player to a live one.
-                    if let Some(next) = successor(&route, rendition, &viewer) {
+                    if let Some(next) = successor(&candidates, obj.stream, rendition, &viewer) {
                         let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
                         return self
                             .answer(session, ctx, 302, &[("location", location)], "", "redirect")
@@ -357,6 +404,14 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
+        if let Some(o) = &ctx.origin {
+            tracing::warn!(origin = %o.origin, host = %o.host, error = %e, "origin refused a connection; passing it over");
+            self.refused.insert(o.origin.clone(), ());
+        }
+        e
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         // An origin that cannot be reached for a media playlist: send the
         // player to the same rendition on another live origin.
@@ -368,12 +423,13 @@ impl ProxyHttp for Edge {
             && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin.clone())
         {
             let path = session.req_header().uri.path().to_string();
+            let others: Vec<&RouteOrigin> = candidates(&route, &self.refused)
+                .into_iter()
+                .filter(|o| o.origin != origin.origin)
+                .collect();
             if let Some(obj) = parse_object_path(&path)
                 && let Some((_, rendition)) = obj.media
-                && let Some(next) = route
-                    .origins
-                    .iter()
-                    .find(|o| o.origin != origin.origin && o.renditions.iter().any(|r| r.name == rendition))
+                && let Some(next) = successor(&others, obj.stream, rendition, &Self::viewer(session))
             {
                 let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
                 if self

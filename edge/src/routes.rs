@@ -47,6 +47,9 @@ pub struct RouteTable {
     fresh: Cache<String, Option<Arc<Route>>>,
     last_good: Mutex<HashMap<String, (Arc<Route>, Instant)>>,
     stale_for: Duration,
+    /// Every live stream (`GET /streams`), for the player page's list.
+    live: Cache<(), Arc<Vec<Route>>>,
+    last_live: Mutex<Option<(Arc<Vec<Route>>, Instant)>>,
 }
 
 /// How long a stream the router suddenly calls "not live" keeps its last
@@ -67,7 +70,46 @@ impl RouteTable {
                 .build(),
             last_good: Mutex::default(),
             stale_for,
+            live: Cache::builder().max_capacity(1).time_to_live(fresh_for).build(),
+            last_live: Mutex::default(),
         })
+    }
+
+    /// Every live stream, with the same freshness, coalescing and
+    /// last-good-answer rules as [`RouteTable::lookup`].
+    pub async fn live(&self) -> Result<Arc<Vec<Route>>, RouteError> {
+        match self.live.try_get_with((), self.fetch_live()).await {
+            Ok(list) => Ok(list),
+            Err(e) => match &*self.last_live.lock().expect("routes lock") {
+                Some((list, at)) if at.elapsed() <= self.stale_for => Ok(list.clone()),
+                _ => Err((*e).clone()),
+            },
+        }
+    }
+
+    async fn fetch_live(&self) -> Result<Arc<Vec<Route>>, RouteError> {
+        let resp = self
+            .client
+            .get(self.url(&["streams"])?)
+            .send()
+            .await
+            .map_err(|e| RouteError::Unavailable(e.to_string()))?;
+        if resp.status() != StatusCode::OK {
+            return Err(RouteError::Unavailable(format!("router answered {}", resp.status())));
+        }
+        let list: Arc<Vec<Route>> = Arc::new(resp.json().await.map_err(|e| RouteError::Unavailable(e.to_string()))?);
+        *self.last_live.lock().expect("routes lock") = Some((list.clone(), Instant::now()));
+        Ok(list)
+    }
+
+    /// The router API's URL for the given path segments.
+    fn url(&self, segments: &[&str]) -> Result<Url, RouteError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| RouteError::Unavailable("router URL cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     /// The route of `stream`, `None` when no origin holds it.
@@ -93,14 +135,9 @@ impl RouteTable {
     }
 
     async fn fetch(&self, stream: &str) -> Result<Option<Arc<Route>>, RouteError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| RouteError::Unavailable("router URL cannot be a base".into()))?
-            .pop_if_empty()
-            .extend(["streams", stream]);
         let resp = self
             .client
-            .get(url)
+            .get(self.url(&["streams", stream])?)
             .send()
             .await
             .map_err(|e| RouteError::Unavailable(e.to_string()))?;

@@ -408,6 +408,12 @@ async fn bad_input_gets_json_4xx() {
         .json(&json!({"name": "ok", "profile": "Bad Profile"}))
         .send();
     assert_error(create.await.unwrap(), 400).await;
+    // Edges serve their player page under /watch/: no stream may be named so.
+    let reserved = h
+        .admin(Method::POST, "/admin/streams")
+        .json(&json!({"name": "watch"}))
+        .send();
+    assert_error(reserved.await.unwrap(), 400).await;
 
     // Bodies: too large, not JSON, wrong types, unknown fields, wrong content type.
     let huge = json!({"name": "x".repeat(100_000)});

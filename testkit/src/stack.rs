@@ -26,6 +26,17 @@ pub struct Stack {
     pub router_process: Option<Process>,
     pub origins: Vec<OriginNode>,
     pub edge: Option<(Process, SocketAddr)>,
+    pub rtmp_lb: Option<RtmpBalancer>,
+}
+
+/// HAProxy in TCP mode in front of two origins' RTMP ports, run with the
+/// project's own `deploy/haproxy.cfg`.
+pub struct RtmpBalancer {
+    pub process: Process,
+    /// Where publishers connect.
+    pub rtmp: SocketAddr,
+    /// HAProxy's Prometheus exporter (`/metrics`).
+    pub metrics: SocketAddr,
 }
 
 /// The small ladders of `origin/tests/profiles.toml`, cheap enough for tests.
@@ -65,7 +76,37 @@ impl Stack {
             router_process,
             origins: vec![],
             edge: None,
+            rtmp_lb: None,
         }
+    }
+
+    /// Starts the RTMP load balancer in front of the first two origins;
+    /// returns the address publishers connect to.
+    pub fn add_rtmp_lb(&mut self) -> SocketAddr {
+        assert!(self.origins.len() >= 2, "the load balancer fronts two origins");
+        let (rtmp, metrics) = (free_addr(), free_addr());
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy.cfg");
+        let env = [
+            ("RTMP_LB_LISTEN", rtmp.to_string()),
+            ("RTMP_LB_METRICS", metrics.to_string()),
+            ("ORIGIN_A", self.origins[0].rtmp.to_string()),
+            ("ORIGIN_B", self.origins[1].rtmp.to_string()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let process = Process::spawn(
+            "haproxy",
+            "haproxy",
+            ["-db".as_ref(), "-f".as_ref(), config.as_os_str()],
+            &env,
+        );
+        // Ready when both origins are UP in its own health checks.
+        wait_until("RTMP load balancer ready", Duration::from_secs(10), || {
+            http_get(metrics, "/metrics").is_some_and(|(status, body)| {
+                status == 200 && body.contains("haproxy_backend_active_servers{proxy=\"origins\"} 2")
+            })
+        });
+        self.rtmp_lb = Some(RtmpBalancer { process, rtmp, metrics });
+        rtmp
     }
 
     /// Adds an origin (test profiles) and its discovery agent (1 s heartbeat).

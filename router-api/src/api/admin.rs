@@ -7,6 +7,7 @@ use crate::keys;
 use crate::store::StreamRecord;
 use api_types::{
     CreateStream, DEFAULT_PROFILE, ErrorBody, RouteOrigin, StreamCreated, StreamInfo, UpdateStream, validate_name,
+    validate_new_stream_name,
 };
 use axum::Json;
 use axum::extract::State;
@@ -39,7 +40,7 @@ pub async fn create(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<CreateStream>,
 ) -> Result<(StatusCode, Json<StreamCreated>), ApiError> {
-    validate_name("stream name", &req.name)?;
+    validate_new_stream_name(&req.name)?;
     let profile = req.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_string());
     validate_name("profile", &profile)?;
     let key = keys::generate();
