@@ -467,6 +467,10 @@ fn add_rung(
     enc.set_property("bframes", 0u32);
     let gop = (f64::from(r.fps) * segment.as_secs_f64()).round().max(1.0) as u32;
     enc.set_property("key-int-max", gop);
+    // Keyframes come where segments start (cmafmux asks for them), the same
+    // for every rung. Scene-cut detection would only add keyframes that differ
+    // per rung, and analyse every frame to find them.
+    enc.set_property("option-string", "scenecut=0");
     // Frames a lower rung's rate drops are dropped before they are scaled.
     let mut chain = vec![
         queue,
