@@ -604,9 +604,10 @@ async fn reports_the_real_origins_output() {
     wait_until("origin ready", Duration::from_secs(10), || {
         matches!(http_get(http, "/healthz"), Some((200, _)))
     });
-    let _agent = start_agent("origin-a", out.path(), &http.to_string(), &router.url(), &[]);
+    let agent = start_agent("origin-a", out.path(), &http.to_string(), &router.url(), &[]);
 
     let mut ffmpeg = testkit::stack::publish(rtmp, &key, 6);
+    let (cpu_before, started) = (agent.process.cpu_seconds(), Instant::now());
     wait_status(&router, "real", 200, Duration::from_secs(10)).await;
     let (_, route) = router.route("real").await;
     assert_eq!(route["host"], http.to_string());
@@ -627,5 +628,14 @@ async fn reports_the_real_origins_output() {
     assert_eq!(http_get(http, &format!("/{manifest}")).map(|r| r.0), Some(200));
 
     wait_until("ffmpeg to finish", Duration::from_secs(20), || !ffmpeg.is_running());
+    // Segments are written in many small writes; only playlist changes may
+    // wake the agent (every write once did, and it took most of a core).
+    let share = (agent.process.cpu_seconds() - cpu_before) / started.elapsed().as_secs_f64();
+    println!("agent CPU share while live: {share:.3}");
+    assert!(
+        share < 0.05,
+        "the agent used {:.0} % of a core while a stream was live",
+        share * 100.0
+    );
     wait_status(&router, "real", 404, Duration::from_secs(3)).await;
 }
