@@ -13,6 +13,7 @@ mod storage;
 use anyhow::Context;
 use clap::Parser;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::ServerConf;
 use std::sync::Arc;
@@ -55,7 +56,8 @@ fn main() -> anyhow::Result<()> {
             .build(),
     };
     let mut service = pingora_proxy::http_proxy_service(&server.configuration, edge);
-    service.add_tcp(&s.listen);
+    let buffers = L4BufferSettings::default().write(usize::try_from(s.write_buffer).context("--write-buffer")?);
+    service.add_listener(ListenerConfig::tcp(&s.listen).l4_buffer(buffers));
     server.add_service(service);
     tracing::info!(listen = %s.listen, router = %s.router, cache_size = s.cache_size, "edge running");
     std::net::TcpListener::bind(&s.listen)

@@ -11,8 +11,9 @@ pub struct Metrics {
     /// Requests sent to origins by object kind and status.
     pub origin_fetches: IntCounterVec,
     pub upstream_latency: HistogramVec,
-    /// Route look-ups by source (cached, fetched, stale).
-    pub route_lookups: IntCounterVec,
+    /// Route look-ups by source: cached, fetched, stale (resolved once: they
+    /// are counted on every request).
+    pub route_lookups: [IntCounter; 3],
     pub route_failures: IntCounter,
     pub cache_bytes: IntGauge,
 }
@@ -79,6 +80,7 @@ impl Metrics {
         ] {
             registry.register(c).unwrap();
         }
+        let route_lookups = ["cached", "fetched", "stale"].map(|s| route_lookups.with_label_values(&[s]));
         Metrics {
             registry,
             requests,

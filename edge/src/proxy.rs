@@ -42,6 +42,7 @@ use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -67,10 +68,12 @@ pub const REFUSED_FOR: Duration = Duration::from_secs(5);
 pub struct Ctx {
     kind: Option<ObjectKind>,
     route: Option<Arc<Route>>,
-    origin: Option<RouteOrigin>,
+    /// The chosen origin: an index into `route.origins`.
+    origin: Option<usize>,
     /// Path plus the `_HLS_*` query parameters: what is forwarded and keyed.
     target: String,
-    /// Set when this edge answered by itself (errors, redirects, metrics).
+    /// Set when this edge answered by itself: the status label for metrics
+    /// (`ERROR`, `REDIRECT`, `PLAYER`, `HEALTH`, `METRICS`).
     answered: Option<&'static str>,
     upstream_started: Option<Instant>,
 }
@@ -78,6 +81,10 @@ pub struct Ctx {
 impl Ctx {
     fn kind_label(&self) -> &'static str {
         self.kind.map_or("other", ObjectKind::label)
+    }
+
+    fn origin(&self) -> Option<&RouteOrigin> {
+        self.route.as_ref()?.origins.get(self.origin?)
     }
 }
 
@@ -98,6 +105,21 @@ fn target_of(req: &RequestHeader) -> String {
     }
 }
 
+/// The `X-Cache-Status` word for how the cache answered this request.
+fn cache_status(session: &Session) -> &'static str {
+    if !session.cache.enabled() {
+        return "BYPASS";
+    }
+    match session.cache.phase() {
+        CachePhase::Hit => "HIT",
+        CachePhase::Miss => "MISS",
+        CachePhase::Stale | CachePhase::StaleUpdating => "STALE",
+        CachePhase::Expired => "EXPIRED",
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "REVALIDATED",
+        _ => "BYPASS",
+    }
+}
+
 /// The origins a new placement may use: those holding the stream that have
 /// not refused a connection lately; all of them if every one has.
 fn candidates<'r>(route: &'r Route, refused: &moka::sync::Cache<String, ()>) -> Vec<&'r RouteOrigin> {
@@ -115,22 +137,27 @@ fn candidates<'r>(route: &'r Route, refused: &moka::sync::Cache<String, ()>) -> 
 
 /// The origin for a new viewer: the viewer's address hashed over the
 /// candidate origins in a fixed order, so a viewer keeps its origin.
-fn place(origins: &[&RouteOrigin], stream: &str, viewer: &str) -> Option<RouteOrigin> {
+fn place<'r>(origins: &[&'r RouteOrigin], stream: &str, viewer: Option<IpAddr>) -> Option<&'r RouteOrigin> {
     if origins.is_empty() {
         return None;
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (viewer, stream).hash(&mut h);
-    Some(origins[(h.finish() % origins.len() as u64) as usize].clone())
+    Some(origins[(h.finish() % origins.len() as u64) as usize])
 }
 
 /// Another candidate origin that has `rendition`, for a viewer whose session
 /// ended: where [`place`] puts the viewer if it can, else the first that has it.
-fn successor(origins: &[&RouteOrigin], stream: &str, rendition: &str, viewer: &str) -> Option<RouteOrigin> {
+fn successor<'r>(
+    origins: &[&'r RouteOrigin],
+    stream: &str,
+    rendition: &str,
+    viewer: Option<IpAddr>,
+) -> Option<&'r RouteOrigin> {
     let has = |o: &RouteOrigin| o.renditions.iter().any(|r| r.name == rendition);
     match place(origins, stream, viewer) {
-        Some(placed) if has(&placed) => Some(placed),
-        _ => origins.iter().find(|o| has(o)).map(|o| (*o).clone()),
+        Some(placed) if has(placed) => Some(placed),
+        _ => origins.iter().find(|o| has(o)).copied(),
     }
 }
 
@@ -178,12 +205,12 @@ impl Edge {
                     tracing::warn!(error = %e, "no live list");
                     let retry = [("retry-after", "1".to_string())];
                     return self
-                        .answer(session, ctx, 503, &retry, "routing unavailable\n", "error")
+                        .answer(session, ctx, 503, &retry, "routing unavailable\n", "ERROR")
                         .await;
                 }
             },
             player::Request::NotFound => {
-                return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+                return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
             }
         };
         let (body, content_type) = asset;
@@ -191,15 +218,11 @@ impl Edge {
             ("content-type", content_type.to_string()),
             ("cache-control", cache_control.to_string()),
         ];
-        self.answer(session, ctx, 200, &headers, body, "player").await
+        self.answer(session, ctx, 200, &headers, body, "PLAYER").await
     }
 
-    fn viewer(session: &Session) -> String {
-        session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
+    fn viewer(session: &Session) -> Option<IpAddr> {
+        session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
     }
 }
 
@@ -221,13 +244,13 @@ impl ProxyHttp for Edge {
                     405,
                     &[("allow", "GET, HEAD".into())],
                     "method not allowed\n",
-                    "error",
+                    "ERROR",
                 )
                 .await;
         }
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
-            "/healthz" => return self.answer(session, ctx, 200, &[], "ok\n", "health").await,
+            "/healthz" => return self.answer(session, ctx, 200, &[], "ok\n", "HEALTH").await,
             "/metrics" => {
                 self.metrics.cache_bytes.set(self.storage.weighted_size() as i64);
                 let text = ops::render_metrics(&self.metrics.registry);
@@ -235,7 +258,7 @@ impl ProxyHttp for Edge {
                 resp.insert_header("content-type", ops::METRICS_CONTENT_TYPE)?;
                 resp.insert_header("content-length", text.len().to_string())?;
                 resp.insert_header("x-cache-status", "PASS")?;
-                ctx.answered = Some("metrics");
+                ctx.answered = Some("METRICS");
                 session.write_response_header(Box::new(resp), false).await?;
                 session.write_response_body(Some(Bytes::from(text)), true).await?;
                 return Ok(true);
@@ -244,52 +267,56 @@ impl ProxyHttp for Edge {
             _ => {}
         }
         let Some(obj) = parse_object_path(&path) else {
-            return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
         ctx.kind = Some(obj.kind);
         let (route, source) = self.routes.lookup(obj.stream).await;
-        let source_label = match source {
-            LookupSource::Cached => "cached",
-            LookupSource::Fetched => "fetched",
-            LookupSource::Stale => "stale",
+        let source = match source {
+            LookupSource::Cached => 0,
+            LookupSource::Fetched => 1,
+            LookupSource::Stale => 2,
         };
-        self.metrics.route_lookups.with_label_values(&[source_label]).inc();
+        self.metrics.route_lookups[source].inc();
         let route = match route {
             Ok(Some(r)) => r,
-            Ok(None) => return self.answer(session, ctx, 404, &[], "stream not live\n", "error").await,
+            Ok(None) => return self.answer(session, ctx, 404, &[], "stream not live\n", "ERROR").await,
             Err(e) => {
                 self.metrics.route_failures.inc();
                 tracing::warn!(stream = obj.stream, error = %e, "no route");
                 let retry = [("retry-after", "1".to_string())];
                 return self
-                    .answer(session, ctx, 503, &retry, "routing unavailable\n", "error")
+                    .answer(session, ctx, 503, &retry, "routing unavailable\n", "ERROR")
                     .await;
             }
         };
-        let viewer = Self::viewer(session);
-        let candidates = candidates(&route, &self.refused);
-        let origin = match obj.media {
-            None => place(&candidates, obj.stream, &viewer),
-            Some((session_id, rendition)) => match route.origins.iter().find(|o| o.session == session_id) {
-                Some(o) => Some(o.clone()),
-                None if obj.kind == ObjectKind::MediaPlaylist => {
-                    // The session is gone: send the player to a live one.
-                    if let Some(next) = successor(&candidates, obj.stream, rendition, &viewer) {
-                        let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
-                        return self
-                            .answer(session, ctx, 302, &[("location", location)], "", "redirect")
-                            .await;
-                    }
-                    None
-                }
-                None => None,
-            },
+        // Media of a known session goes to the origin holding that session;
+        // only new viewers and moved sessions need a placement.
+        let chosen = match obj.media {
+            Some((session_id, _)) => route.origins.iter().position(|o| o.session == session_id),
+            None => None,
         };
-        let Some(origin) = origin else {
-            return self.answer(session, ctx, 404, &[], "not found\n", "error").await;
+        let chosen = match (chosen, obj.media) {
+            (Some(i), _) => Some(i),
+            (None, None) => place(&candidates(&route, &self.refused), obj.stream, Self::viewer(session))
+                .and_then(|o| route.origins.iter().position(|x| x.origin == o.origin)),
+            (None, Some((_, rendition))) if obj.kind == ObjectKind::MediaPlaylist => {
+                // The session is gone: send the player to a live one.
+                let candidates = candidates(&route, &self.refused);
+                if let Some(next) = successor(&candidates, obj.stream, rendition, Self::viewer(session)) {
+                    let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                    return self
+                        .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                        .await;
+                }
+                None
+            }
+            (None, Some(_)) => None,
+        };
+        let Some(chosen) = chosen else {
+            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
         ctx.target = target_of(session.req_header());
-        ctx.origin = Some(origin);
+        ctx.origin = Some(chosen);
         ctx.route = Some(route);
         Ok(false)
     }
@@ -300,7 +327,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
-        let origin = ctx.origin.as_ref().map_or("", |o| o.origin.as_str());
+        let origin = ctx.origin().map_or("", |o| o.origin.as_str());
         // Length-prefixed so that no origin id/path pair can collide with another.
         Ok(CacheKey::new(format!("{}:{origin}{}", origin.len(), ctx.target), ""))
     }
@@ -326,11 +353,12 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let origin = ctx
-            .origin
-            .as_ref()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
-        let mut peer = HttpPeer::new(origin.host.as_str(), false, String::new());
+        let host = ctx
+            .origin()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?
+            .host
+            .as_str();
+        let mut peer = HttpPeer::new(host, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
         peer.options.read_timeout = Some(self.read_timeout);
@@ -344,7 +372,7 @@ impl ProxyHttp for Edge {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(o) = &ctx.origin {
+        if let Some(o) = ctx.origin() {
             req.insert_header("host", o.host.as_str())?;
         }
         let uri: http::Uri = ctx
@@ -376,28 +404,15 @@ impl ProxyHttp for Edge {
     }
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
-        let (status, age) = if session.cache.enabled() {
-            let phase = session.cache.phase();
-            let status = match phase {
-                CachePhase::Hit => "HIT",
-                CachePhase::Miss => "MISS",
-                CachePhase::Stale | CachePhase::StaleUpdating => "STALE",
-                CachePhase::Expired => "EXPIRED",
-                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "REVALIDATED",
-                _ => "BYPASS",
-            };
-            let age = match phase {
-                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => {
-                    SystemTime::now()
-                        .duration_since(session.cache.cache_meta().created())
-                        .unwrap_or_default()
-                        .as_secs()
-                }
-                _ => 0,
-            };
-            (status, age)
-        } else {
-            ("BYPASS", 0)
+        let status = cache_status(session);
+        let age = match session.cache.enabled().then(|| session.cache.phase()) {
+            Some(CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated) => {
+                SystemTime::now()
+                    .duration_since(session.cache.cache_meta().created())
+                    .unwrap_or_default()
+                    .as_secs()
+            }
+            _ => 0,
         };
         resp.insert_header("x-cache-status", status)?;
         resp.insert_header("age", age.to_string())?;
@@ -405,7 +420,7 @@ impl ProxyHttp for Edge {
     }
 
     fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
-        if let Some(o) = &ctx.origin {
+        if let Some(o) = ctx.origin() {
             tracing::warn!(origin = %o.origin, host = %o.host, error = %e, "origin refused a connection; passing it over");
             self.refused.insert(o.origin.clone(), ());
         }
@@ -420,20 +435,20 @@ impl ProxyHttp for Edge {
                 e.etype(),
                 ErrorType::ConnectRefused | ErrorType::ConnectTimedout | ErrorType::ConnectError
             )
-            && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin.clone())
+            && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin().map(|o| o.origin.clone()))
         {
             let path = session.req_header().uri.path().to_string();
             let others: Vec<&RouteOrigin> = candidates(&route, &self.refused)
                 .into_iter()
-                .filter(|o| o.origin != origin.origin)
+                .filter(|o| o.origin != origin)
                 .collect();
             if let Some(obj) = parse_object_path(&path)
                 && let Some((_, rendition)) = obj.media
-                && let Some(next) = successor(&others, obj.stream, rendition, &Self::viewer(session))
+                && let Some(next) = successor(&others, obj.stream, rendition, Self::viewer(session))
             {
                 let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
                 if self
-                    .answer(session, ctx, 302, &[("location", location)], "", "redirect")
+                    .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await
                     .is_ok()
                 {
@@ -450,7 +465,7 @@ impl ProxyHttp for Edge {
             _ => 500,
         };
         let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
-        let _ = self.answer(session, ctx, code, &[], body, "error").await;
+        let _ = self.answer(session, ctx, code, &[], body, "ERROR").await;
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
@@ -459,21 +474,14 @@ impl ProxyHttp for Edge {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = match ctx.answered {
-            Some(label) => label.to_uppercase(),
-            None if session.cache.enabled() => match session.cache.phase() {
-                CachePhase::Hit => "HIT".into(),
-                CachePhase::Miss => "MISS".into(),
-                CachePhase::Stale | CachePhase::StaleUpdating => "STALE".into(),
-                CachePhase::Expired => "EXPIRED".into(),
-                _ => "BYPASS".into(),
-            },
-            None => "BYPASS".into(),
+            Some(label) => label,
+            None => cache_status(session),
         };
         let kind = ctx.kind_label();
-        self.metrics.requests.with_label_values(&[kind, &status]).inc();
+        self.metrics.requests.with_label_values(&[kind, status]).inc();
         self.metrics
             .bytes
-            .with_label_values(&[kind, &status])
+            .with_label_values(&[kind, status])
             .inc_by(session.body_bytes_sent() as u64);
     }
 }

@@ -71,6 +71,12 @@ pub struct Settings {
     #[arg(long, env = "EDGE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
 
+    /// Per-connection write buffer toward viewers. A response whose header
+    /// and body fit in it leaves in one send (one TCP segment train instead
+    /// of two): playlists should fit. Costs this much memory per connection.
+    #[arg(long, env = "EDGE_WRITE_BUFFER", default_value = "16KiB", value_parser = parse_size)]
+    pub write_buffer: u64,
+
     /// Worker threads.
     #[arg(long, env = "EDGE_THREADS", default_value_t = 2)]
     pub threads: usize,
