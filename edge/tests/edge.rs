@@ -376,7 +376,18 @@ fn help_documents_every_setting() {
             "--cache-size",
             "--playlist-ttl",
             "--shutdown-timeout",
+            "--shutdown-grace",
             "--connect-timeout",
+            "--read-timeout",
+            "--multivariant-ttl",
+            "--segment-ttl",
+            "--route-ttl",
+            "--route-stale",
+            "--router-timeout",
+            "--cache-lock-timeout",
+            "--write-buffer",
+            "--threads",
+            "--log",
         ],
     );
 }
