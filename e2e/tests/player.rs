@@ -4,10 +4,8 @@
 //! stream through the edge.
 
 use e2e::{Player, origins_of, topology};
-use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
-use testkit::{http_get, stack::publish, wait_until};
+use testkit::{http_get, probe, stack::publish, wait_until};
 
 #[test]
 fn a_browser_plays_through_the_edge_what_ffmpeg_publishes_to_the_load_balancer() {
@@ -22,29 +20,13 @@ fn a_browser_plays_through_the_edge_what_ffmpeg_publishes_to_the_load_balancer()
     assert_eq!(origins_of(&stack, "golive").len(), 1, "one publisher, one origin");
 
     // ffprobe, as a player, reads every rendition through the edge.
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(format!("http://{edge}/golive/index.m3u8"))
-        .output()
-        .expect("run ffprobe");
-    let probe: Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
-    let streams = probe["streams"].as_array().expect("streams");
-    let mut sizes: Vec<(i64, i64)> = streams
-        .iter()
-        .filter(|s| s["codec_name"] == "h264")
-        .map(|s| (s["width"].as_i64().unwrap(), s["height"].as_i64().unwrap()))
-        .collect();
-    sizes.sort();
-    sizes.dedup();
-    assert_eq!(sizes, [(320, 180), (426, 240), (640, 360)], "{probe}");
-    assert!(streams.iter().any(|s| s["codec_name"] == "aac"), "{probe}");
+    let streams = probe::streams(&format!("http://{edge}/golive/index.m3u8"));
+    assert_eq!(
+        probe::h264_sizes(&streams),
+        [(320, 180), (426, 240), (640, 360)],
+        "{streams:?}"
+    );
+    assert!(streams.iter().any(|s| s.codec == "aac"), "{streams:?}");
 
     // The page and hls.js come from the edge itself, never from a third party.
     let (status, page) = http_get(edge, "/watch/golive").expect("player page");

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::{Process, Redis, bin_path, free_addr, http_get, wait_until, wait_until_async};
+use testkit::{Process, Redis, bin_path, free_addr, http_get, probe, wait_until, wait_until_async};
 
 const ADMIN: &str = "admin-token-0123456789";
 const AGENT: &str = "agent-token-0123456789";
@@ -150,37 +150,13 @@ async fn rtmp_publish_is_transcoded_packaged_and_served() {
     assert!(!master.contains(&key), "the key never appears in playback paths");
 
     // ffprobe, as a player, finds every rendition with its size and codec.
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(stack.url("golive/index.m3u8"))
-        .output()
-        .unwrap();
-    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
-    let mut sizes: Vec<(i64, i64)> = probe["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["codec_name"] == "h264")
-        .map(|s| (s["width"].as_i64().unwrap(), s["height"].as_i64().unwrap()))
-        .collect();
-    sizes.sort();
-    sizes.dedup();
-    assert_eq!(sizes, [(320, 180), (426, 240), (640, 360)], "{probe}");
-    assert!(
-        probe["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["codec_name"] == "aac"),
-        "{probe}"
+    let streams = probe::streams(&stack.url("golive/index.m3u8"));
+    assert_eq!(
+        probe::h264_sizes(&streams),
+        [(320, 180), (426, 240), (640, 360)],
+        "{streams:?}"
     );
+    assert!(streams.iter().any(|s| s.codec == "aac"), "{streams:?}");
 
     let m = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
     assert!(m.independent_segments);
@@ -338,21 +314,9 @@ async fn srt_publish_is_packaged_and_served() {
         uris.iter().any(|u| u.ends_with("/source/index.m3u8")),
         "passthrough keeps the source: {master}"
     );
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(stack.url("viasrt/index.m3u8"))
-        .output()
-        .unwrap();
-    let probe = String::from_utf8_lossy(&probe.stdout);
-    assert!(probe.contains("h264,640,360"), "{probe}");
-    assert!(probe.contains("aac"), "{probe}");
+    let streams = probe::streams(&stack.url("viasrt/index.m3u8"));
+    assert_eq!(probe::h264_sizes(&streams), [(640, 360)], "{streams:?}");
+    assert!(streams.iter().any(|s| s.codec == "aac"), "{streams:?}");
     wait_exit(&mut ffmpeg, Duration::from_secs(20));
     wait_until_async("SRT stream to end", Duration::from_secs(5), || async {
         stack
@@ -473,20 +437,10 @@ async fn sd_rungs_of_an_hd_source_keep_its_colours() {
     video.extend_from_slice(H264);
     let mut ffmpeg = ffmpeg_publish(&format!("rtmp://{}/live/{key}", stack.rtmp), "flv", 4, &video);
     stack.wait_playable("golive", Duration::from_secs(10)).await;
-    let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
-        .args(["stream=width,height,color_space", "-of", "json"])
-        .arg(stack.url("golive/index.m3u8"))
-        .output()
-        .unwrap();
-    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
-    let rung = &probe["streams"][0];
-    assert_eq!(
-        (rung["width"].as_i64(), rung["height"].as_i64()),
-        (Some(320), Some(180)),
-        "{probe}"
-    );
-    assert_eq!(rung["color_space"], "bt709", "{probe}");
+    let streams = probe::streams(&stack.url("golive/index.m3u8"));
+    assert_eq!(probe::h264_sizes(&streams), [(320, 180)], "{streams:?}");
+    let video = streams.iter().find(|s| s.codec == "h264").unwrap();
+    assert_eq!(video.color_space.as_deref(), Some("bt709"), "{streams:?}");
     wait_exit(&mut ffmpeg, Duration::from_secs(15));
 }
 

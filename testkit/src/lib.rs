@@ -10,8 +10,10 @@
 //! - [`Redis`] runs a throw-away `redis-server` that can be stopped and
 //!   restarted on the same port,
 //! - [`bin_path`] finds a workspace binary already built by `cargo test`,
-//! - [`stack`] runs the whole stack (router, origins, agents, edge, ffmpeg).
+//! - [`stack`] runs the whole stack (router, origins, agents, edge, ffmpeg),
+//! - [`probe`] reads streams back with ffprobe, as a player does.
 
+pub mod probe;
 mod process;
 mod redis;
 pub mod stack;

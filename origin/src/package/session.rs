@@ -358,6 +358,18 @@ mod tests {
         fn segment_written(&self, _: &str, _: Duration, _: Duration) {}
     }
 
+    fn writer(dir: &Path, session: &str) -> SessionWriter {
+        SessionWriter::new(
+            dir,
+            "golive",
+            session,
+            Duration::from_secs(2),
+            Duration::ZERO,
+            Arc::new(Quiet),
+        )
+        .unwrap()
+    }
+
     fn buf(data: &[u8], header: bool, discont: bool, marker: bool, pts_s: u64) -> MuxBuffer<'_> {
         MuxBuffer {
             data,
@@ -373,15 +385,7 @@ mod tests {
     #[test]
     fn writes_segments_playlists_and_multivariant_then_ends() {
         let d = tempfile::tempdir().unwrap();
-        let w = SessionWriter::new(
-            d.path(),
-            "golive",
-            "s1",
-            Duration::from_secs(2),
-            Duration::ZERO,
-            Arc::new(Quiet),
-        )
-        .unwrap();
+        let w = writer(d.path(), "s1");
         let video = Kind::Video {
             width: 640,
             height: 360,
@@ -444,15 +448,7 @@ mod tests {
     #[test]
     fn an_early_end_lists_only_renditions_with_media() {
         let d = tempfile::tempdir().unwrap();
-        let w = SessionWriter::new(
-            d.path(),
-            "golive",
-            "s1",
-            Duration::from_secs(2),
-            Duration::ZERO,
-            Arc::new(Quiet),
-        )
-        .unwrap();
+        let w = writer(d.path(), "s1");
         for (name, height) in [("360p", 360), ("180p", 180)] {
             let kind = Kind::Video {
                 width: height * 16 / 9,
@@ -482,15 +478,7 @@ mod tests {
 
         // Nothing of the video at all: no multivariant playlist.
         let d = tempfile::tempdir().unwrap();
-        let w = SessionWriter::new(
-            d.path(),
-            "golive",
-            "s2",
-            Duration::from_secs(2),
-            Duration::ZERO,
-            Arc::new(Quiet),
-        )
-        .unwrap();
+        let w = writer(d.path(), "s2");
         w.add_rendition(
             "360p",
             Kind::Video {
