@@ -197,10 +197,10 @@ impl Edge {
 
     /// The player page, its assets and the live list (see [`player`]).
     async fn serve_player(&self, session: &mut Session, ctx: &mut Ctx, path: &str) -> Result<bool> {
-        let (asset, cache_control) = match player::request(path) {
-            player::Request::Asset(a) => ((a.body, a.content_type), a.cache_control),
+        let (body, content_type, cache_control) = match player::request(path) {
+            player::Request::Asset(a) => (a.body, a.content_type, a.cache_control),
             player::Request::LiveList => match self.routes.live().await {
-                Ok(list) => ((player::live_list_json(&list), "application/json"), "no-store"),
+                Ok(list) => (player::live_list_json(&list), "application/json", "no-store"),
                 Err(e) => {
                     tracing::warn!(error = %e, "no live list");
                     let retry = [("retry-after", "1".to_string())];
@@ -213,7 +213,6 @@ impl Edge {
                 return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
             }
         };
-        let (body, content_type) = asset;
         let headers = [
             ("content-type", content_type.to_string()),
             ("cache-control", cache_control.to_string()),
@@ -292,25 +291,23 @@ impl ProxyHttp for Edge {
         // Media of a known session goes to the origin holding that session;
         // only new viewers and moved sessions need a placement.
         let chosen = match obj.media {
-            Some((session_id, _)) => route.origins.iter().position(|o| o.session == session_id),
-            None => None,
-        };
-        let chosen = match (chosen, obj.media) {
-            (Some(i), _) => Some(i),
-            (None, None) => place(&candidates(&route, &self.refused), obj.stream, Self::viewer(session))
+            None => place(&candidates(&route, &self.refused), obj.stream, Self::viewer(session))
                 .and_then(|o| route.origins.iter().position(|x| x.origin == o.origin)),
-            (None, Some((_, rendition))) if obj.kind == ObjectKind::MediaPlaylist => {
-                // The session is gone: send the player to a live one.
-                let candidates = candidates(&route, &self.refused);
-                if let Some(next) = successor(&candidates, obj.stream, rendition, Self::viewer(session)) {
-                    let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
-                    return self
-                        .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
-                        .await;
+            Some((session_id, rendition)) => match route.origins.iter().position(|o| o.session == session_id) {
+                Some(i) => Some(i),
+                None if obj.kind == ObjectKind::MediaPlaylist => {
+                    // The session is gone: send the player to a live one.
+                    let candidates = candidates(&route, &self.refused);
+                    if let Some(next) = successor(&candidates, obj.stream, rendition, Self::viewer(session)) {
+                        let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                        return self
+                            .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                            .await;
+                    }
+                    None
                 }
-                None
-            }
-            (None, Some(_)) => None,
+                None => None,
+            },
         };
         let Some(chosen) = chosen else {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
