@@ -76,11 +76,6 @@ impl Player {
             .collect()
     }
 
-    /// The newest sample.
-    pub fn latest(&self) -> Option<Sample> {
-        self.samples().pop()
-    }
-
     /// Waits for a sample newer than any seen before the call that satisfies
     /// `pred`, and returns it; panics with the browser's last output when
     /// `timeout` passes or the browser exits first.
@@ -122,23 +117,51 @@ pub fn topology() -> testkit::stack::Stack {
     stack
 }
 
-/// The router API's answer for `stream` (`GET /streams/{stream}`), if live.
-pub fn route(stack: &testkit::stack::Stack, stream: &str) -> Option<serde_json::Value> {
-    match testkit::http_get(stack.router, &format!("/streams/{stream}")) {
-        Some((200, body)) => serde_json::from_str(&body).ok(),
-        _ => None,
+/// A stream live on [`topology`]: created, published by ffmpeg through the
+/// RTMP load balancer, and playable on the edge.
+pub struct Live {
+    pub stack: testkit::stack::Stack,
+    pub edge: std::net::SocketAddr,
+    /// Where publishers connect (the load balancer).
+    pub lb: std::net::SocketAddr,
+    pub key: String,
+    pub publisher: Process,
+}
+
+impl Live {
+    /// Starts the topology and publishes `stream` for `secs` seconds.
+    pub fn start(stream: &str, secs: u32) -> Live {
+        let stack = topology();
+        let edge = stack.edge.as_ref().expect("edge").1;
+        let lb = stack.rtmp_lb.as_ref().expect("load balancer").rtmp;
+        let key = stack.create_stream(stream);
+        let publisher = testkit::stack::publish(lb, &key, secs);
+        let master = format!("/{stream}/index.m3u8");
+        testkit::wait_until("the stream to be playable on the edge", Duration::from_secs(20), || {
+            matches!(testkit::http_get(edge, &master), Some((200, _)))
+        });
+        Live {
+            stack,
+            edge,
+            lb,
+            key,
+            publisher,
+        }
     }
 }
 
-/// The ids of the origins the router lists for `stream`.
+/// The ids of the origins the router lists for `stream` (`GET /streams/{stream}`).
 pub fn origins_of(stack: &testkit::stack::Stack, stream: &str) -> Vec<String> {
-    route(stack, stream)
-        .and_then(|r| {
-            r["origins"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|o| o["origin"].as_str().map(String::from))
-                    .collect()
-            })
+    let Some((200, body)) = testkit::http_get(stack.router, &format!("/streams/{stream}")) else {
+        return vec![];
+    };
+    let route: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    route["origins"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["origin"].as_str().map(String::from))
+                .collect()
         })
         .unwrap_or_default()
 }

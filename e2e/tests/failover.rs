@@ -3,20 +3,19 @@
 //! on the other origin, and a viewer playing in headless Chromium through the
 //! edge recovers. The test reports how long each step took.
 
-use e2e::{Player, origins_of, topology};
+use e2e::{Live, Player, origins_of};
 use std::time::{Duration, Instant};
-use testkit::{http_get, stack::publish, wait_until};
+use testkit::{stack::publish, wait_until};
 
 #[test]
 fn a_playing_viewer_recovers_when_the_publishers_origin_dies() {
-    let mut stack = topology();
-    let edge = stack.edge.as_ref().unwrap().1;
-    let lb = stack.rtmp_lb.as_ref().unwrap().rtmp;
-    let key = stack.create_stream("golive");
-    let mut publisher = publish(lb, &key, 120);
-    wait_until("the stream to be playable on the edge", Duration::from_secs(20), || {
-        matches!(http_get(edge, "/golive/index.m3u8"), Some((200, _)))
-    });
+    let Live {
+        mut stack,
+        edge,
+        lb,
+        key,
+        mut publisher,
+    } = Live::start("golive", 120);
     let first = origins_of(&stack, "golive");
     assert_eq!(first.len(), 1, "{first:?}");
     let dying = stack.origins.iter().position(|o| o.id == first[0]).unwrap();

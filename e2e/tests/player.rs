@@ -3,20 +3,18 @@
 //! and headless Chromium plays the edge's player page. ffprobe reads the same
 //! stream through the edge.
 
-use e2e::{Player, origins_of, topology};
+use e2e::{Live, Player, origins_of};
 use std::time::Duration;
-use testkit::{http_get, probe, stack::publish, wait_until};
+use testkit::{http_get, probe};
 
 #[test]
 fn a_browser_plays_through_the_edge_what_ffmpeg_publishes_to_the_load_balancer() {
-    let stack = topology();
-    let edge = stack.edge.as_ref().unwrap().1;
-    let lb = stack.rtmp_lb.as_ref().unwrap().rtmp;
-    let key = stack.create_stream("golive");
-    let _publisher = publish(lb, &key, 90);
-    wait_until("the stream to be playable on the edge", Duration::from_secs(20), || {
-        matches!(http_get(edge, "/golive/index.m3u8"), Some((200, _)))
-    });
+    let Live {
+        stack,
+        edge,
+        publisher: _publisher,
+        ..
+    } = Live::start("golive", 90);
     assert_eq!(origins_of(&stack, "golive").len(), 1, "one publisher, one origin");
 
     // ffprobe, as a player, reads every rendition through the edge.

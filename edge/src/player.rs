@@ -60,14 +60,10 @@ pub fn request(path: &str) -> Request {
         "/watch/assets/hls.min.js" => asset(HLS_JS, "text/javascript; charset=utf-8"),
         "/watch/assets/player.js" => asset(SCRIPT.as_bytes(), "text/javascript; charset=utf-8"),
         "/watch/assets/player.css" => asset(STYLE.as_bytes(), "text/css; charset=utf-8"),
-        _ => {
-            let name = path["/watch/".len().min(path.len())..].trim_end_matches('/');
-            if path.starts_with("/watch/") && validate_name("stream name", name).is_ok() {
-                page()
-            } else {
-                Request::NotFound
-            }
-        }
+        _ => match path.strip_prefix("/watch/").map(|n| n.trim_end_matches('/')) {
+            Some(name) if validate_name("stream name", name).is_ok() => page(),
+            _ => Request::NotFound,
+        },
     }
 }
 
