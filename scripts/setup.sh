@@ -16,6 +16,8 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   # services and peers used by tests and benchmarks
   redis-server redis-tools ffmpeg wrk haproxy nginx-light libnginx-mod-rtmp varnish
+  # socket statistics (ss), read by the edge tests
+  iproute2
   # validation of docker-compose.yml (no Docker engine is needed for `config`)
   docker-compose
   # browser tests (Node.js itself is added below only when absent: a machine

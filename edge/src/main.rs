@@ -13,7 +13,7 @@ mod storage;
 use anyhow::Context;
 use clap::Parser;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::ServerConf;
 use std::sync::Arc;
@@ -57,7 +57,16 @@ fn main() -> anyhow::Result<()> {
     };
     let mut service = pingora_proxy::http_proxy_service(&server.configuration, edge);
     let buffers = L4BufferSettings::default().write(usize::try_from(s.write_buffer).context("--write-buffer")?);
-    service.add_listener(ListenerConfig::tcp(&s.listen).l4_buffer(buffers));
+    let mut socket = TcpSocketOptions::default();
+    socket.tcp_snd_buf = match s.send_buffer {
+        settings::SendBuffer::Auto => None,
+        settings::SendBuffer::Bytes(b) => Some(usize::try_from(b).context("--send-buffer")?),
+    };
+    service.add_listener(
+        ListenerConfig::tcp(&s.listen)
+            .l4_buffer(buffers)
+            .tcp_socket_options(socket),
+    );
     server.add_service(service);
     tracing::info!(listen = %s.listen, router = %s.router, cache_size = s.cache_size, "edge running");
     std::net::TcpListener::bind(&s.listen)

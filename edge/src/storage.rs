@@ -74,6 +74,13 @@ impl Object {
     }
 }
 
+/// A fresh stored object, as [`MokaStorage::fresh`] hands it out.
+pub struct FreshObject {
+    pub header: ResponseHeader,
+    pub body: Bytes,
+    pub created: SystemTime,
+}
+
 pub struct MokaStorage {
     objects: moka::sync::Cache<HashBinary, Arc<Object>>,
     /// Objects larger than this are not cached (they would evict too much).
@@ -93,6 +100,17 @@ impl MokaStorage {
         }
     }
 
+    /// The object stored under `key` if it is still fresh at `now`: what the
+    /// edge's fresh-hit path serves without pingora's cache state machine.
+    pub fn fresh(&self, key: &CacheKey, now: SystemTime) -> Option<FreshObject> {
+        let obj = self.objects.get(&key.combined_bin())?;
+        (obj.fresh_until > now).then(|| FreshObject {
+            header: obj.header.clone(),
+            body: obj.body.clone(),
+            created: obj.created,
+        })
+    }
+
     /// Bytes currently held (approximate: moka settles pending work lazily).
     pub fn weighted_size(&self) -> u64 {
         self.objects.run_pending_tasks();
@@ -106,12 +124,7 @@ impl Storage for MokaStorage {
         let Some(obj) = self.objects.get(&key.combined_bin()) else {
             return Ok(None);
         };
-        Ok(Some((
-            obj.meta(),
-            Box::new(Hit {
-                body: Some(obj.body.clone()),
-            }),
-        )))
+        Ok(Some((obj.meta(), Box::new(Hit::new(obj.body.clone())))))
     }
 
     async fn get_miss_handler(
@@ -156,14 +169,42 @@ impl Storage for MokaStorage {
     }
 }
 
+/// Reads one stored body, whole or (for `Range` requests) a slice of it.
 struct Hit {
-    body: Option<Bytes>,
+    body: Bytes,
+    /// The part still to be read; `None` once read.
+    next: Option<std::ops::Range<usize>>,
+}
+
+impl Hit {
+    fn new(body: Bytes) -> Hit {
+        let next = Some(0..body.len());
+        Hit { body, next }
+    }
 }
 
 #[async_trait]
 impl HandleHit for Hit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        Ok(self.body.take())
+        Ok(self.next.take().map(|r| self.body.slice(r)))
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// `end` is exclusive and may run past the body; pingora calls this once
+    /// per range, so it re-arms the read.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.body.len();
+        if start >= len {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                format!("seek to {start} past the body ({len})"),
+            );
+        }
+        self.next = Some(start..end.map_or(len, |e| e.min(len)).max(start));
+        Ok(())
     }
 
     async fn finish(

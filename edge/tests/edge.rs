@@ -169,6 +169,35 @@ async fn caches_segments_collapses_misses_and_expires_playlists() {
     assert!(hit.headers().contains_key("age"));
     assert_eq!(hit.headers()["cache-control"], "public, max-age=31536000, immutable");
 
+    // A hit is the very bytes the miss brought, with their length. HEAD gets
+    // the headers alone. A byte range is cut from the cached copy (206).
+    let whole = hit.bytes().await.unwrap();
+    assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [whole.len()]);
+    let head = stack.client.head(stack.url(&seg_path)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["x-cache-status"], "HIT");
+    assert_eq!(head.headers()["content-length"], whole.len().to_string().as_str());
+    assert!(head.bytes().await.unwrap().is_empty());
+    let part = stack
+        .client
+        .get(stack.url(&seg_path))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()["x-cache-status"], "HIT");
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", whole.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(100..200));
+    assert_eq!(
+        origin_requests(origin, "segment") - before,
+        1,
+        "hits, HEAD and ranges all came from the cache"
+    );
+
     // A media playlist is fresh for --playlist-ttl (500 ms), then refetched.
     let first = wait_until_async("a playlist miss", Duration::from_secs(3), || async {
         let r = stack.get(&playlist_path).await;
@@ -366,6 +395,40 @@ async fn bad_paths_methods_and_unknown_streams_are_refused() {
     assert!(metrics.contains("edge_requests_total"), "{metrics}");
 }
 
+/// Viewer connections get `--send-buffer` (default 256 KiB) instead of the
+/// kernel's autotuning. Read back with `ss` from the edge's accepted socket.
+#[tokio::test]
+async fn viewer_connections_get_the_configured_send_buffer() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(&[]);
+    // A keep-alive connection stays open in the client's pool.
+    assert_eq!(stack.get("/healthz").await.status(), 200);
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tmnH",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{}", stack.edge.port()),
+        ])
+        .output()
+        .expect("ss (iproute2, installed by scripts/setup.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sndbuf = text
+        .split(|c: char| c == ',' || c == '(' || c.is_whitespace())
+        .find_map(|f| f.strip_prefix("tb")?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no send buffer in ss output: {text}"));
+    // The kernel doubles what is asked (for its bookkeeping), up to twice
+    // net.core.wmem_max.
+    let wmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(sndbuf, 2 * (256 * 1024).min(wmem_max), "ss: {text}");
+}
+
 #[test]
 fn help_documents_every_setting() {
     testkit::assert_help_documents(
@@ -386,6 +449,7 @@ fn help_documents_every_setting() {
             "--router-timeout",
             "--cache-lock-timeout",
             "--write-buffer",
+            "--send-buffer",
             "--threads",
             "--log",
         ],
