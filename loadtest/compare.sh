@@ -19,7 +19,7 @@ STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(100 200 400 800)
 
 bash scripts/setup.sh
-cargo build --release --quiet -p router-api -p origin -p discovery -p edge -p loadtest
+cargo build --release --quiet --workspace --bins
 BIN="$ROOT/target/release"
 . "$ROOT/loadtest/bench/lib.sh"
 

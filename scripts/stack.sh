@@ -43,7 +43,7 @@ SHOW_HOST=${SHOW_HOST:-127.0.0.1}
 
 bash scripts/setup.sh
 echo "building (release)..."
-cargo build --release --quiet --bin router-api --bin discovery --bin origin --bin edge
+cargo build --release --quiet --workspace --bins
 BIN="$ROOT/target/release"
 
 if [ ! -f "$STATE/tokens.env" ]; then

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Edge benchmark: the same wrk runs (keep-alive, 64 connections, 10 s, median
-# of 3) against our edge, nginx proxy_cache and Varnish, each in front of the
-# same origin, in one run: a cached 1 MB segment and a cached 2 KB playlist.
+# of RUNS rounds) against our edge, nginx proxy_cache and Varnish, each in
+# front of the same origin, in one run: a cached 1 MB segment and a cached
+# 2 KB playlist. Each round runs the three back to back; ratios are medians
+# of the rounds' ratios. Besides requests/s and p99, the server's CPU time
+# per request (all its processes and threads), which the drift of a shared
+# machine moves less than throughput.
 #
 #   loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
 #
@@ -14,10 +18,10 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CONNS=${1:-64}
 SECS=${2:-10}
-RUNS=${3:-3}
+RUNS=${3:-5}
 
 bash scripts/setup.sh
-cargo build --release --quiet -p router-api -p origin -p edge
+cargo build --release --quiet --workspace --bins
 BIN="$ROOT/target/release"
 . "$ROOT/loadtest/bench/lib.sh"
 
@@ -65,23 +69,51 @@ for port in $EPORT $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$p
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
-run() {  # $1 = port, $2 = path -> "rps p99ms"
-  local rps=() p99=()
-  for _ in $(seq "$RUNS"); do
-    local out; out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$1$2")
-    if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx answers from port $1" >&2; exit 1; fi
-    rps+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
-    p99+=("$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)")
+# CPU seconds (user + system, all threads) used so far by the given PIDs.
+# (A process that has exited, such as nginx's cache loader, counts nothing.)
+cpu_of() {
+  local t=0 p
+  for p in "$@"; do
+    t=$((t + $(sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{s += $12 + $13} END {print s + 0}')))
   done
-  echo "$(printf '%s\n' "${rps[@]}" | median) $(printf '%s\n' "${p99[@]}" | median)"
+  awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz}'
 }
+# One wrk run: prints "req/s p99-ms server-CPU-us-per-request".
+run_once() {  # $1 = port, $2 = path, $3.. = the server's PIDs
+  local port=$1 path=$2; shift 2
+  local before out after
+  before=$(cpu_of "$@")
+  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port$path")
+  after=$(cpu_of "$@")
+  if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx answers from port $port" >&2; exit 1; fi
+  local reqs rps p99
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)
+  echo "$rps $p99 $(awk -v a="$before" -v b="$after" -v n="$reqs" 'BEGIN {printf "%.1f", (b - a) / n * 1e6}')"
+}
+# Every process of a server: those whose command line names it, and their children.
+pids_of() { { for p in $(pgrep -f -- "$1"); do echo "$p"; pgrep -P "$p" || true; done; } | sort -u; }
+EDGE_PIDS=$(pids_of "--listen 127.0.0.1:$EPORT"); NGINX_PIDS=$(pids_of "nginx-$NPORT/"); VARNISH_PIDS=$(pids_of "varnish-$VPORT")
+# The machine's speed drifts (a shared VM): each round runs the three
+# servers back to back, and the medians are taken over rounds.
 for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
   name=${obj%%:*}; path=${obj#*:}
-  read -r e_rps e_p99 <<< "$(run "$EPORT" "$path")"
-  read -r n_rps n_p99 <<< "$(run "$NPORT" "$path")"
-  read -r v_rps v_p99 <<< "$(run "$VPORT" "$path")"
-  rn=$(awk -v a="$e_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a / b}')
-  rv=$(awk -v a="$e_rps" -v b="$v_rps" 'BEGIN {printf "%.2f", a / b}')
-  echo "$name: edge $e_rps req/s (p99 ${e_p99} ms), nginx $n_rps (p99 ${n_p99} ms), varnish $v_rps (p99 ${v_p99} ms)"
-  echo "| $(date -u +%F) | $name | $e_rps | $e_p99 | $n_rps | $n_p99 | $v_rps | $v_p99 | $rn | $rv |"
+  : > "$WORK/rounds"
+  for round in $(seq "$RUNS"); do
+    e=$(run_once "$EPORT" "$path" $EDGE_PIDS)
+    n=$(run_once "$NPORT" "$path" $NGINX_PIDS)
+    v=$(run_once "$VPORT" "$path" $VARNISH_PIDS)
+    echo "$e $n $v" >> "$WORK/rounds"
+    echo "  $name round $round: edge $e | nginx $n | varnish $v  (req/s p99-ms cpu-us/req)"
+  done
+  col() { awk -v c="$1" '{print $c}' "$WORK/rounds" | median; }
+  e_rps=$(col 1); e_p99=$(col 2); e_cpu=$(col 3)
+  n_rps=$(col 4); n_p99=$(col 5); n_cpu=$(col 6)
+  v_rps=$(col 7); v_p99=$(col 8); v_cpu=$(col 9)
+  # Ratios: the median over rounds of each round's ratio.
+  rn=$(awk '{printf "%.3f\n", $1 / $4}' "$WORK/rounds" | median); rv=$(awk '{printf "%.3f\n", $1 / $7}' "$WORK/rounds" | median)
+  wins=$(awk '$1 > $4 && $1 > $7 {w++} END {print w + 0}' "$WORK/rounds")
+  echo "$name: edge $e_rps req/s (p99 ${e_p99} ms, ${e_cpu} us CPU/req), nginx $n_rps (p99 ${n_p99} ms, ${n_cpu} us), varnish $v_rps (p99 ${v_p99} ms, ${v_cpu} us); edge led both in $wins of $RUNS rounds"
+  echo "| $(date -u +%F) | $name | $e_rps | $e_p99 | $e_cpu | $n_rps | $n_p99 | $n_cpu | $v_rps | $v_p99 | $v_cpu | $(printf %.2f "$rn") | $(printf %.2f "$rv") | $wins/$RUNS |"
 done

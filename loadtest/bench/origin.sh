@@ -13,9 +13,10 @@
 #     nginx-rtmp (libnginx-mod-rtmp) with the same 2 s fragments; ours with
 #     the default ladder and with passthrough.
 #
-#   loadtest/bench/origin.sh [SECONDS] [MAX_STREAMS] [SECTIONS]
+#   loadtest/bench/origin.sh [SECONDS] [MAX_STREAMS] [SECTIONS] [ROUNDS]
 #
-# SECTIONS picks benchmarks to run, e.g. "13" (default "123").
+# SECTIONS picks benchmarks to run, e.g. "13" (default "123"); ROUNDS is how
+# many rounds benchmark 1 takes its medians over (default 5).
 #
 # Everything runs on loopback with free ports; every process started is
 # stopped by PID on exit.
@@ -25,14 +26,15 @@ ROOT=$(pwd)
 SECS=${1:-20}
 MAX_STREAMS=${2:-3}
 SECTIONS=${3:-123}
+ROUNDS=${4:-5}
 ours=-; theirs=-; cpu_ratio=-; sustained=-; t_default=-; t_pass=-; t_nginx=-
 
 bash scripts/setup.sh
-cargo build --release --quiet -p router-api -p origin
+cargo build --release --quiet --workspace --bins
 BIN="$ROOT/target/release"
 . "$ROOT/loadtest/bench/lib.sh"
-# CPU seconds (user+system) a PID has used so far.
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+# CPU seconds (user+system, every thread that ever ran) a PID has used so far.
+cpu_of() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($12 + $13) / hz}'; }
 now() { date +%s.%N; }
 
 # The common input: 720p30 H.264 with a 2 s GOP and AAC, SECS long.
@@ -56,26 +58,36 @@ create() { curl -fsS -H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H 'content-
 publish() { ffmpeg -hide_banner -loglevel error -re -i "$INPUT" -c copy -f flv "rtmp://127.0.0.1:$RTMP/live/$1"; }
 
 # --- 1. CPU per media second ---------------------------------------------
+# ROUNDS rounds, each publishing to the origin then running ffmpeg, so that
+# the drift of a shared machine hits both alike; medians over rounds.
 if [[ $SECTIONS == *1* ]]; then
-KEY=$(create cpu default)
-before=$(cpu_of "$ORIGIN")
-publish "$KEY"
-sleep 1.5  # let the pipeline drain its last fragments (it ends within 0.7 s)
-ours=$(awk -v a="$before" -v b="$(cpu_of "$ORIGIN")" -v s="$SECS" 'BEGIN {printf "%.3f", (b - a) / s}')
 # x264enc's rate control is CBR with a 600 ms VBV (nal_hrd=none, no filler):
 # ffmpeg gets the same through -maxrate and -bufsize per rung.
 X264="-c:v libx264 -preset veryfast -tune zerolatency -bf 0 -g 60 -keyint_min 60 -sc_threshold 0"
-mkdir -p "$WORK/ff"
-/usr/bin/env time -f "%U %S" -o "$WORK/ff.time" ffmpeg -hide_banner -loglevel error -i "$INPUT" \
-  -filter_complex "[0:v]split=3[a][b][c];[a]scale=1280:720[v0];[b]scale=852:480[v1];[c]scale=640:360[v2]" \
-  -map "[v0]" -map "[v1]" -map "[v2]" -map 0:a \
-  $X264 -b:v:0 2800k -maxrate:v:0 2800k -bufsize:v:0 1680k -b:v:1 1200k -maxrate:v:1 1200k -bufsize:v:1 720k \
-  -b:v:2 700k -maxrate:v:2 700k -bufsize:v:2 420k -r 30 -c:a aac -b:a 128k -ar 48000 -ac 2 \
-  -f hls -hls_time 2 -hls_segment_type fmp4 -hls_list_size 0 \
-  -var_stream_map "v:0 v:1 v:2 a:0" -master_pl_name index.m3u8 "$WORK/ff/%v/index.m3u8"
-theirs=$(awk -v s="$SECS" '{printf "%.3f", ($1 + $2) / s}' "$WORK/ff.time")
-cpu_ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", b / a}')
-echo "1. CPU s per media s, default ladder: origin $ours, ffmpeg $theirs (ffmpeg/origin = $cpu_ratio)"
+: > "$WORK/cpu-rounds"
+for round in $(seq "$ROUNDS"); do
+  KEY=$(create "cpu$round" default)
+  before=$(cpu_of "$ORIGIN")
+  publish "$KEY"
+  sleep 1.5  # let the pipeline drain its last fragments (it ends within 0.7 s)
+  o=$(awk -v a="$before" -v b="$(cpu_of "$ORIGIN")" -v s="$SECS" 'BEGIN {printf "%.3f", (b - a) / s}')
+  rm -rf "$WORK/ff"; mkdir -p "$WORK/ff"
+  /usr/bin/env time -f "%U %S" -o "$WORK/ff.time" ffmpeg -hide_banner -loglevel error -i "$INPUT" \
+    -filter_complex "[0:v]split=3[a][b][c];[a]scale=1280:720[v0];[b]scale=852:480[v1];[c]scale=640:360[v2]" \
+    -map "[v0]" -map "[v1]" -map "[v2]" -map 0:a \
+    $X264 -b:v:0 2800k -maxrate:v:0 2800k -bufsize:v:0 1680k -b:v:1 1200k -maxrate:v:1 1200k -bufsize:v:1 720k \
+    -b:v:2 700k -maxrate:v:2 700k -bufsize:v:2 420k -r 30 -c:a aac -b:a 128k -ar 48000 -ac 2 \
+    -f hls -hls_time 2 -hls_segment_type fmp4 -hls_list_size 0 \
+    -var_stream_map "v:0 v:1 v:2 a:0" -master_pl_name index.m3u8 "$WORK/ff/%v/index.m3u8"
+  f=$(awk -v s="$SECS" '{printf "%.3f", ($1 + $2) / s}' "$WORK/ff.time")
+  echo "$o $f" >> "$WORK/cpu-rounds"
+  echo "1. round $round: origin $o, ffmpeg $f CPU s per media s"
+done
+ours=$(awk '{print $1}' "$WORK/cpu-rounds" | median)
+theirs=$(awk '{print $2}' "$WORK/cpu-rounds" | median)
+cpu_ratio=$(awk '{printf "%.3f\n", $2 / $1}' "$WORK/cpu-rounds" | median)
+cpu_ratio=$(printf %.2f "$cpu_ratio")
+echo "1. CPU s per media s, default ladder (medians of $ROUNDS rounds): origin $ours, ffmpeg $theirs (ffmpeg/origin, median of the rounds' ratios = $cpu_ratio)"
 fi
 
 # --- 2. streams sustained at real time ------------------------------------

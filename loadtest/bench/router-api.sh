@@ -18,7 +18,7 @@ SECS=${2:-10}
 RUNS=${3:-3}
 
 bash scripts/setup.sh
-cargo build --release --quiet -p router-api
+cargo build --release --quiet --workspace --bins
 BIN=target/release/router-api
 . "$ROOT/loadtest/bench/lib.sh"
 
