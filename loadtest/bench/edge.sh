@@ -7,7 +7,7 @@
 # per request (all its processes and threads), which the drift of a shared
 # machine moves less than throughput.
 #
-#   loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
+#   [EDGE_ARGS="--send-buffer auto"] loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
 #
 # The origin is our release origin serving a prepared output folder (one 1 MB
 # segment, one 2 KB media playlist). Everything runs on loopback with free
@@ -19,6 +19,8 @@ ROOT=$(pwd)
 CONNS=${1:-64}
 SECS=${2:-10}
 RUNS=${3:-5}
+# Extra edge flags, to compare settings: EDGE_ARGS="--send-buffer auto".
+EDGE_ARGS=${EDGE_ARGS:-}
 
 bash scripts/setup.sh
 cargo build --release --quiet --workspace --bins
@@ -54,7 +56,7 @@ curl -fsS -X PUT -H "Authorization: Bearer $ROUTER_AGENT_TOKEN" -H 'content-type
 EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
 # Playlists stay fresh longer than a run so all three serve them from cache.
 "$BIN/edge" --listen "127.0.0.1:$EPORT" --router "http://127.0.0.1:$APORT" --cache-size 256MiB \
-  --playlist-ttl 1h --threads 2 --log warn > "$WORK/edge.log" 2>&1 & PIDS+=($!)
+  --playlist-ttl 1h --threads 2 --log warn $EDGE_ARGS > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 wait_for curl -fsS "http://127.0.0.1:$EPORT/healthz"
 
 # Segments and playlists alike stay fresh for the whole run.
