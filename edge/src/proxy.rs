@@ -79,6 +79,8 @@ pub struct Ctx {
     origin: Option<usize>,
     /// Path plus the `_HLS_*` query parameters: what is forwarded and keyed.
     target: String,
+    /// The cache key, once the fresh-hit path has worked it out.
+    key: Option<CacheKey>,
     /// Set when this edge answered in `request_filter`: the status label for
     /// metrics (`HIT` from the fresh-hit path, `ERROR`, `REDIRECT`, `PLAYER`,
     /// `HEALTH`, `METRICS`).
@@ -254,7 +256,10 @@ impl Edge {
         }
         let head = req.method == http::Method::HEAD;
         let now = SystemTime::now();
-        let Some(hit) = self.storage.fresh(&self.cache_key(ctx), now) else {
+        let key = self.cache_key(ctx);
+        let fresh = self.storage.fresh(&key, now);
+        ctx.key = Some(key);
+        let Some(hit) = fresh else {
             return Ok(false);
         };
         let mut header = hit.header;
@@ -380,7 +385,10 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
-        Ok(self.cache_key(ctx))
+        match ctx.key.take() {
+            Some(key) => Ok(key),
+            None => Ok(self.cache_key(ctx)),
+        }
     }
 
     fn response_cache_filter(&self, _session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
