@@ -71,15 +71,6 @@ for port in $EPORT $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$p
 curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
-# CPU seconds (user + system, all threads) used so far by the given PIDs.
-# (A process that has exited, such as nginx's cache loader, counts nothing.)
-cpu_of() {
-  local t=0 p
-  for p in "$@"; do
-    t=$((t + $(sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{s += $12 + $13} END {print s + 0}')))
-  done
-  awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz}'
-}
 # One wrk run: prints "req/s p99-ms server-CPU-us-per-request".
 run_once() {  # $1 = port, $2 = path, $3.. = the server's PIDs
   local port=$1 path=$2; shift 2

@@ -21,6 +21,18 @@ wait_for() {
   done
 }
 
+# cpu_of PID...: CPU seconds (user + system) the processes have used so far,
+# threads that have ended included (/proc/PID/stat counts them; GStreamer's
+# pipeline threads end with each publish). A process that has exited, such
+# as nginx's cache loader, counts nothing.
+cpu_of() {
+  local t=0 p
+  for p in "$@"; do
+    t=$((t + $(sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{s += $12 + $13} END {print s + 0}')))
+  done
+  awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz}'
+}
+
 # The median of numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -33,8 +33,6 @@ bash scripts/setup.sh
 cargo build --release --quiet --workspace --bins
 BIN="$ROOT/target/release"
 . "$ROOT/loadtest/bench/lib.sh"
-# CPU seconds (user+system, every thread that ever ran) a PID has used so far.
-cpu_of() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($12 + $13) / hz}'; }
 now() { date +%s.%N; }
 
 # The common input: 720p30 H.264 with a 2 s GOP and AAC, SECS long.
