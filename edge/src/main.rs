@@ -3,6 +3,7 @@
 //! accepting after `--shutdown-grace`, finish in-flight requests within
 //! `--shutdown-timeout`) or SIGINT (fast).
 
+mod hits;
 mod metrics;
 mod player;
 mod proxy;
@@ -16,6 +17,7 @@ use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::ServerConf;
+use pingora_core::services::listening::Service;
 use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
@@ -55,7 +57,10 @@ fn main() -> anyhow::Result<()> {
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
     };
-    let mut service = pingora_proxy::http_proxy_service(&server.configuration, edge);
+    // Plain hits are answered in front of pingora's HTTP session; the rest
+    // goes through the proxy (see `hits`).
+    let proxy = pingora_proxy::http_proxy(&server.configuration, edge.clone());
+    let mut service = Service::new("edge".to_string(), hits::HitFirst::new(edge, proxy));
     let buffers = L4BufferSettings::default().write(usize::try_from(s.write_buffer).context("--write-buffer")?);
     let mut socket = TcpSocketOptions::default();
     socket.tcp_snd_buf = match s.send_buffer {

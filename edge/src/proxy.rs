@@ -36,12 +36,12 @@
 use crate::metrics::Metrics;
 use crate::player;
 use crate::routes::{LookupSource, RouteTable};
-use crate::storage::MokaStorage;
-use api_types::layout::{ObjectKind, parse_object_path};
+use crate::storage::{FreshWire, MokaStorage};
+use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE, TRANSFER_ENCODING};
+use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, RANGE, TRANSFER_ENCODING};
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -53,6 +53,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+#[derive(Clone)]
 pub struct Edge {
     pub routes: Arc<RouteTable>,
     pub storage: &'static MokaStorage,
@@ -98,12 +99,10 @@ impl Ctx {
     }
 }
 
-/// The path with only the `_HLS_*` query parameters, in their order.
-fn target_of(req: &RequestHeader) -> String {
-    let path = req.uri.path();
-    let hls: Vec<&str> = req
-        .uri
-        .query()
+/// The path with only the `_HLS_*` query parameters, in their order: what is
+/// forwarded to the origin and keyed.
+pub(crate) fn target_of(path: &str, query: Option<&str>) -> String {
+    let hls: Vec<&str> = query
         .unwrap_or("")
         .split('&')
         .filter(|p| p.starts_with("_HLS_"))
@@ -139,7 +138,17 @@ fn mark(resp: &mut ResponseHeader, status: &'static str, age: u64) -> Result<()>
 
 /// Headers that make pingora's cache answer differently from a plain hit: a
 /// byte range, or a request that may be answered with 304.
-const NOT_PLAIN: [http::header::HeaderName; 3] = [RANGE, IF_NONE_MATCH, IF_MODIFIED_SINCE];
+pub(crate) const NOT_PLAIN: [http::header::HeaderName; 4] = [RANGE, IF_RANGE, IF_NONE_MATCH, IF_MODIFIED_SINCE];
+
+/// Where a request for an object of a stream goes.
+enum Placement {
+    /// To this origin: an index into the route's origins.
+    Origin(usize),
+    /// The viewer's session ended: a redirect to this path of a live one.
+    Redirect(String),
+    /// Nowhere: no origin holds what was asked for.
+    Nowhere,
+}
 
 /// The origins a new placement may use: those holding the stream that have
 /// not refused a connection lately; all of them if every one has.
@@ -180,6 +189,12 @@ fn successor<'r>(
         Some(placed) if has(placed) => Some(placed),
         _ => origins.iter().find(|o| has(o)).copied(),
     }
+}
+
+/// The cache key of `target` fetched from `origin`.
+fn key_of(origin: &str, target: &str) -> CacheKey {
+    // Length-prefixed so that no origin id/path pair can collide with another.
+    CacheKey::new(format!("{}:{origin}{target}", origin.len()), "")
 }
 
 impl Edge {
@@ -242,9 +257,69 @@ impl Edge {
 
     /// The cache key: the chosen origin's id and the target.
     fn cache_key(&self, ctx: &Ctx) -> CacheKey {
-        let origin = ctx.origin().map_or("", |o| o.origin.as_str());
-        // Length-prefixed so that no origin id/path pair can collide with another.
-        CacheKey::new(format!("{}:{origin}{}", origin.len(), ctx.target), "")
+        key_of(ctx.origin().map_or("", |o| o.origin.as_str()), &ctx.target)
+    }
+
+    /// Where a request for `obj` goes, by the rules in the module docs.
+    fn placement(&self, obj: &ObjectPath, route: &Route, viewer: Option<IpAddr>) -> Placement {
+        let found = match obj.media {
+            None => place(&candidates(route, &self.refused), obj.stream, viewer)
+                .and_then(|o| route.origins.iter().position(|x| x.origin == o.origin)),
+            Some((session_id, rendition)) => match route.origins.iter().position(|o| o.session == session_id) {
+                Some(i) => Some(i),
+                None if obj.kind == ObjectKind::MediaPlaylist => {
+                    // The session is gone: send the player to a live one.
+                    let candidates = candidates(route, &self.refused);
+                    if let Some(next) = successor(&candidates, obj.stream, rendition, viewer) {
+                        return Placement::Redirect(format!(
+                            "/{}/{}/{}/index.m3u8",
+                            obj.stream, next.session, rendition
+                        ));
+                    }
+                    None
+                }
+                None => None,
+            },
+        };
+        found.map_or(Placement::Nowhere, Placement::Origin)
+    }
+
+    /// The response for a fresh cached object under `key`, marked `HIT` with
+    /// its age, and its body; `None` when nothing fresh is stored.
+    fn fresh_answer(&self, key: &CacheKey) -> Result<Option<(ResponseHeader, Bytes)>> {
+        let now = SystemTime::now();
+        let Some(hit) = self.storage.fresh(key, now) else {
+            return Ok(None);
+        };
+        let mut header = hit.header;
+        // The stored body is complete: its length is known.
+        header.remove_header(&TRANSFER_ENCODING);
+        header.insert_header("content-length", hit.body.len().to_string())?;
+        let age = now.duration_since(hit.created).unwrap_or_default().as_secs();
+        mark(&mut header, "HIT", age)?;
+        Ok(Some((header, hit.body)))
+    }
+
+    /// The fresh cached answer to a plain GET or HEAD of `path`, when all it
+    /// takes is at hand: the stream's route in memory, an origin for it and a
+    /// fresh object. What [`crate::hits`] serves without pingora's session;
+    /// `wire_head` makes the stored header into bytes (once per object).
+    pub(crate) async fn plain_hit(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        viewer: Option<IpAddr>,
+        wire_head: impl FnOnce(&ResponseHeader, usize, SystemTime) -> Bytes,
+    ) -> Option<(ObjectKind, FreshWire)> {
+        let obj = parse_object_path(path)?;
+        let route = self.routes.cached(obj.stream).await?;
+        let Placement::Origin(i) = self.placement(&obj, &route, viewer) else {
+            return None;
+        };
+        let key = key_of(&route.origins[i].origin, &target_of(path, query));
+        let hit = self.storage.fresh_wire(&key, SystemTime::now(), wire_head)?;
+        self.metrics.route_lookups[0].inc();
+        Some((obj.kind, hit))
     }
 
     /// Serves a fresh cached object straight from the storage; `false` when
@@ -255,28 +330,18 @@ impl Edge {
             return Ok(false);
         }
         let head = req.method == http::Method::HEAD;
-        let now = SystemTime::now();
         let key = self.cache_key(ctx);
-        let fresh = self.storage.fresh(&key, now);
+        let fresh = self.fresh_answer(&key)?;
         ctx.key = Some(key);
-        let Some(hit) = fresh else {
+        let Some((header, body)) = fresh else {
             return Ok(false);
         };
-        let mut header = hit.header;
-        // The stored body is complete: its length is known.
-        header.remove_header(&TRANSFER_ENCODING);
-        header.insert_header("content-length", hit.body.len().to_string())?;
-        mark(
-            &mut header,
-            "HIT",
-            now.duration_since(hit.created).unwrap_or_default().as_secs(),
-        )?;
         ctx.answered = Some("HIT");
         session
-            .write_response_header(Box::new(header), head || hit.body.is_empty())
+            .write_response_header(Box::new(header), head || body.is_empty())
             .await?;
-        if !head && !hit.body.is_empty() {
-            session.write_response_body(Some(hit.body), true).await?;
+        if !head && !body.is_empty() {
+            session.write_response_body(Some(body), true).await?;
         }
         Ok(true)
     }
@@ -351,29 +416,17 @@ impl ProxyHttp for Edge {
         };
         // Media of a known session goes to the origin holding that session;
         // only new viewers and moved sessions need a placement.
-        let chosen = match obj.media {
-            None => place(&candidates(&route, &self.refused), obj.stream, Self::viewer(session))
-                .and_then(|o| route.origins.iter().position(|x| x.origin == o.origin)),
-            Some((session_id, rendition)) => match route.origins.iter().position(|o| o.session == session_id) {
-                Some(i) => Some(i),
-                None if obj.kind == ObjectKind::MediaPlaylist => {
-                    // The session is gone: send the player to a live one.
-                    let candidates = candidates(&route, &self.refused);
-                    if let Some(next) = successor(&candidates, obj.stream, rendition, Self::viewer(session)) {
-                        let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
-                        return self
-                            .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
-                            .await;
-                    }
-                    None
-                }
-                None => None,
-            },
+        let chosen = match self.placement(&obj, &route, Self::viewer(session)) {
+            Placement::Origin(i) => i,
+            Placement::Redirect(location) => {
+                return self
+                    .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                    .await;
+            }
+            Placement::Nowhere => return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await,
         };
-        let Some(chosen) = chosen else {
-            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
-        };
-        ctx.target = target_of(session.req_header());
+        let req = session.req_header();
+        ctx.target = target_of(req.uri.path(), req.uri.query());
         ctx.origin = Some(chosen);
         ctx.route = Some(route);
         self.serve_fresh_hit(session, ctx).await

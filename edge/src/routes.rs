@@ -112,6 +112,12 @@ impl RouteTable {
         Ok(url)
     }
 
+    /// The route of `stream` if a fresh answer naming origins is in memory;
+    /// `None` otherwise (never asks the router API).
+    pub async fn cached(&self, stream: &str) -> Option<Arc<Route>> {
+        self.fresh.get(stream).await.flatten()
+    }
+
     /// The route of `stream`, `None` when no origin holds it.
     pub async fn lookup(&self, stream: &str) -> (Result<Option<Arc<Route>>, RouteError>, LookupSource) {
         if let Some(hit) = self.fresh.get(stream).await {

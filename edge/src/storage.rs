@@ -23,7 +23,7 @@ use pingora_cache::{CacheKey, CacheMeta, Storage};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 /// A stored object. Its metadata is kept as the fields `CacheMeta::new`
@@ -38,6 +38,9 @@ struct Object {
     stale_if_error: u32,
     header: ResponseHeader,
     body: Bytes,
+    /// The response head as the hit-first path sends it, built on its first
+    /// plain hit (see [`MokaStorage::fresh_wire`]).
+    wire_head: OnceLock<Bytes>,
 }
 
 impl Object {
@@ -49,6 +52,7 @@ impl Object {
             stale_if_error: meta.stale_if_error_sec(),
             header: meta.response_header().clone(),
             body,
+            wire_head: OnceLock::new(),
         }
     }
 
@@ -72,6 +76,15 @@ impl Object {
             .sum();
         self.body.len() + headers + 128
     }
+}
+
+/// A fresh stored object as bytes to send, as [`MokaStorage::fresh_wire`]
+/// hands it out.
+pub struct FreshWire {
+    /// What `build` made of the stored header, once per object.
+    pub head: Bytes,
+    pub body: Bytes,
+    pub created: SystemTime,
 }
 
 /// A fresh stored object, as [`MokaStorage::fresh`] hands it out.
@@ -106,6 +119,26 @@ impl MokaStorage {
         let obj = self.objects.get(&key.combined_bin())?;
         (obj.fresh_until > now).then(|| FreshObject {
             header: obj.header.clone(),
+            body: obj.body.clone(),
+            created: obj.created,
+        })
+    }
+
+    /// Like [`MokaStorage::fresh`], but with the header as bytes that
+    /// `build(header, body length, created)` makes on the object's first
+    /// call and the object keeps: a hit then copies no header.
+    pub fn fresh_wire(
+        &self,
+        key: &CacheKey,
+        now: SystemTime,
+        build: impl FnOnce(&ResponseHeader, usize, SystemTime) -> Bytes,
+    ) -> Option<FreshWire> {
+        let obj = self.objects.get(&key.combined_bin())?;
+        (obj.fresh_until > now).then(|| FreshWire {
+            head: obj
+                .wire_head
+                .get_or_init(|| build(&obj.header, obj.body.len(), obj.created))
+                .clone(),
             body: obj.body.clone(),
             created: obj.created,
         })

@@ -516,3 +516,154 @@ async fn a_truncated_upstream_body_is_never_cached() {
         "each attempt went to the origin"
     );
 }
+
+/// One response read off a raw connection: status, lower-cased headers, body
+/// (`Content-Length` bytes; none for HEAD).
+struct RawResponse {
+    status: u16,
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_response(conn: &mut std::io::BufReader<std::net::TcpStream>, head_only: bool) -> RawResponse {
+    use std::io::{BufRead, Read};
+    let mut status_line = String::new();
+    conn.read_line(&mut status_line).expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line {status_line:?}"));
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').expect("header");
+        headers.insert(k.to_ascii_lowercase(), v.trim().to_string());
+    }
+    let len: usize = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0; if head_only { 0 } else { len }];
+    conn.read_exact(&mut body).expect("body");
+    RawResponse { status, headers, body }
+}
+
+/// Plain hits are answered in front of pingora's HTTP session (`hits`);
+/// everything else on the same keep-alive connection goes through pingora,
+/// and the connection carries on either way. The origin is a real one
+/// serving files written into its output folder.
+#[tokio::test]
+async fn hits_and_proxied_requests_share_keep_alive_connections() {
+    use std::io::{BufReader, Read, Write};
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start(&["o1"]);
+    let origin = &stack.origins[0];
+    let dir = origin.out.path().join("hits/s1/720p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let segment: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("1.m4s"), &segment).unwrap();
+    let put = stack
+        .client
+        .put(format!("http://{}/origins/static/streams/hits", stack.router))
+        .bearer_auth(AGENT)
+        .json(&json!({"host": origin.http.to_string(), "manifest": "hits/index.m3u8", "session": "s1", "renditions": [{"name": "720p"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let path = "/hits/s1/720p/1.m4s";
+    let get = format!("GET {path} HTTP/1.1\r\nHost: edge\r\n\r\n");
+
+    let tcp = std::net::TcpStream::connect(stack.edge).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut conn = BufReader::new(tcp.try_clone().unwrap());
+    let send = |raw: &str| (&tcp).write_all(raw.as_bytes()).unwrap();
+
+    send(&get);
+    let miss = read_response(&mut conn, false);
+    assert_eq!((miss.status, miss.headers["x-cache-status"].as_str()), (200, "MISS"));
+    assert_eq!(miss.body, segment);
+
+    send(&get);
+    let hit = read_response(&mut conn, false);
+    assert_eq!((hit.status, hit.headers["x-cache-status"].as_str()), (200, "HIT"));
+    assert_eq!(hit.body, segment);
+    assert_eq!(hit.headers["content-length"], segment.len().to_string());
+    assert!(hit.headers.contains_key("age") && hit.headers.contains_key("date"));
+    assert_eq!(hit.headers["content-type"], miss.headers["content-type"]);
+
+    // HEAD: the head only (a body would garble the next response).
+    send(&format!("HEAD {path} HTTP/1.1\r\nHost: edge\r\n\r\n"));
+    let head = read_response(&mut conn, true);
+    assert_eq!(
+        (head.status, head.headers["content-length"].clone()),
+        (200, segment.len().to_string())
+    );
+
+    // Through pingora: a range of the cached object, and a refused method.
+    send(&format!(
+        "GET {path} HTTP/1.1\r\nHost: edge\r\nRange: bytes=10-19\r\n\r\n"
+    ));
+    let range = read_response(&mut conn, false);
+    assert_eq!((range.status, range.body.as_slice()), (206, &segment[10..20]));
+    send(&format!(
+        "POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert_eq!(read_response(&mut conn, false).status, 405);
+
+    // Two pipelined requests in one write: two answers, in order.
+    send(&format!("{get}HEAD {path} HTTP/1.1\r\nHost: edge\r\n\r\n"));
+    let first = read_response(&mut conn, false);
+    let second = read_response(&mut conn, true);
+    assert_eq!((first.status, first.body.len()), (200, segment.len()));
+    assert_eq!((second.status, second.headers["x-cache-status"].as_str()), (200, "HIT"));
+
+    // `Connection: close` is answered (by pingora), then the edge hangs up.
+    send(&format!(
+        "GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+    ));
+    let last = read_response(&mut conn, false);
+    assert_eq!((last.status, last.body.len()), (200, segment.len()));
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).expect("the edge closes the connection");
+    assert!(rest.is_empty());
+
+    // Every request above but the first was served from the cache.
+    assert_eq!(origin_requests(origin, "segment"), 1);
+
+    // A malformed head and an oversized one get client errors, not 5xx.
+    for raw in [
+        "GARBAGE\r\n\r\n".to_string(),
+        format!("GET {path} HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(40_000)),
+    ] {
+        let mut c = std::net::TcpStream::connect(stack.edge).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(raw.as_bytes());
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        let status = answer.split(' ').nth(1).unwrap_or("");
+        assert!(!status.starts_with('5'), "{raw:.40} answered {answer:.80}");
+    }
+
+    // At shutdown an idle keep-alive connection is closed at once (within
+    // the idle clock's tick), not kept to the end of the shutdown timeout.
+    let idle = std::net::TcpStream::connect(stack.edge).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut idle_conn = BufReader::new(idle.try_clone().unwrap());
+    (&idle).write_all(get.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut idle_conn, false).status, 200);
+    let (edge, _) = stack.inner.edge.as_mut().unwrap();
+    edge.signal(libc::SIGTERM);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    idle_conn.read_to_end(&mut rest).expect("closed, not timed out");
+    assert!(rest.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
