@@ -178,12 +178,27 @@ async fn send(stream: &mut Stream, head: &[u8], body: &[u8]) -> std::io::Result<
     stream.flush().await
 }
 
+/// Stored fields a hit does not repeat: those of the origin's connection,
+/// not of the object (RFC 9110, 7.6.1), and `Content-Length`, which is
+/// written from the stored body.
+const NOT_REPEATED: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
 /// A stored response's HTTP/1.1 head without its last line break: status
-/// line, the stored fields (a complete body's `Content-Length` instead of
-/// any `Transfer-Encoding`), and a `Date` of when it was stored if the origin
-/// sent none. The per-request fields ([`finish_head`]) follow it.
+/// line, the stored fields but the connection's own (a complete body's
+/// `Content-Length` instead of any `Transfer-Encoding`), and a `Date` of when
+/// it was stored if the origin sent none. The per-request fields
+/// ([`finish_head`]) follow it.
 fn wire_head(header: &ResponseHeader, body_len: usize, created: SystemTime) -> Bytes {
-    use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+    use http::header::DATE;
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(header.status.as_str().as_bytes());
@@ -191,7 +206,7 @@ fn wire_head(header: &ResponseHeader, body_len: usize, created: SystemTime) -> B
     out.extend_from_slice(header.status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in header.headers.iter() {
-        if name == TRANSFER_ENCODING || name == CONTENT_LENGTH {
+        if NOT_REPEATED.contains(&name.as_str()) {
             continue;
         }
         line(&mut out, name.as_str(), value.as_bytes());
@@ -354,6 +369,7 @@ mod tests {
         h.insert_header("content-type", "application/vnd.apple.mpegurl")
             .unwrap();
         h.insert_header("transfer-encoding", "chunked").unwrap();
+        h.insert_header("connection", "close").unwrap();
         let created = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         let stored = wire_head(&h, 2466, created);
         let mut out = Vec::new();
