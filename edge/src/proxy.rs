@@ -191,6 +191,19 @@ fn successor<'r>(
     }
 }
 
+/// Writes a whole response: `header`, then `body` unless the request is a
+/// HEAD or the body is empty.
+async fn write_whole(session: &mut Session, header: ResponseHeader, body: Bytes) -> Result<()> {
+    let head = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head || body.is_empty())
+        .await?;
+    if !head && !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
 /// The cache key of `target` fetched from `origin`.
 fn key_of(origin: &str, target: &str) -> CacheKey {
     // Length-prefixed so that no origin id/path pair can collide with another.
@@ -220,13 +233,7 @@ impl Edge {
         mark(&mut resp, "PASS", 0)?;
         resp.insert_header("access-control-allow-origin", "*")?;
         ctx.answered = Some(label);
-        let head = session.req_header().method == http::Method::HEAD;
-        session
-            .write_response_header(Box::new(resp), head || body.is_empty())
-            .await?;
-        if !head && !body.is_empty() {
-            session.write_response_body(Some(body), true).await?;
-        }
+        write_whole(session, resp, body).await?;
         Ok(true)
     }
 
@@ -329,7 +336,6 @@ impl Edge {
         if NOT_PLAIN.iter().any(|h| req.headers.contains_key(h)) {
             return Ok(false);
         }
-        let head = req.method == http::Method::HEAD;
         let key = self.cache_key(ctx);
         let fresh = self.fresh_answer(&key)?;
         ctx.key = Some(key);
@@ -337,12 +343,7 @@ impl Edge {
             return Ok(false);
         };
         ctx.answered = Some("HIT");
-        session
-            .write_response_header(Box::new(header), head || body.is_empty())
-            .await?;
-        if !head && !body.is_empty() {
-            session.write_response_body(Some(body), true).await?;
-        }
+        write_whole(session, header, body).await?;
         Ok(true)
     }
 
