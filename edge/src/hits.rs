@@ -24,7 +24,7 @@
 //! Keep-alive follows pingora's: an idle connection is closed after
 //! [`KEEPALIVE`], and at shutdown as soon as it is idle.
 
-use crate::proxy::{Edge, NOT_PLAIN};
+use crate::proxy::Edge;
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora_core::apps::{HttpServerApp, ServerApp};
@@ -45,6 +45,9 @@ pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Heads longer than this are pingora's to judge (it has its own limit and
 /// error answer); a plain request is a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;
+/// Headers that make pingora's cache answer differently from a plain hit: a
+/// byte range, or a request that may be answered with 304.
+const NOT_PLAIN: [&str; 4] = ["range", "if-range", "if-none-match", "if-modified-since"];
 /// Heads with more headers than this go to pingora.
 const MAX_HEADERS: usize = 32;
 
@@ -97,7 +100,7 @@ fn plain<'b>(req: &httparse::Request<'_, 'b>) -> Option<Plain<'b>> {
             || name.eq_ignore_ascii_case("upgrade")
             || (name.eq_ignore_ascii_case("content-length") && h.value != b"0")
             || (name.eq_ignore_ascii_case("connection") && !h.value.eq_ignore_ascii_case(b"keep-alive"))
-            || NOT_PLAIN.iter().any(|n| name.eq_ignore_ascii_case(n.as_str()));
+            || NOT_PLAIN.iter().any(|n| name.eq_ignore_ascii_case(n));
         if refused {
             return None;
         }

@@ -6,12 +6,10 @@
 //!    path must parse as an HLS object of the layout; the stream's route is
 //!    looked up; an origin is chosen (see below). Unknown streams and
 //!    bad paths are answered at once.
-//!    A fresh cached object asked for plainly (no `Range`, no conditional
-//!    header) is then served straight from the storage, with `X-Cache-Status:
-//!    HIT` and `Age`: pingora's cache state machine (lookup, hit filter,
-//!    metadata and header copies) cost about a third of the CPU of serving a
-//!    cached playlist. Everything else (misses, expired objects, ranges,
-//!    revalidation) takes pingora's cache path below.
+//!    (Most fresh hits never get here: [`crate::hits`] answers them before
+//!    pingora's session, with [`Edge::plain_hit`]. The hits that do, e.g.
+//!    when the stream's route had to be fetched again or the request is a
+//!    range, take pingora's cache path below.)
 //! 2. `request_cache_filter` / `cache_key_callback`: cached on the
 //!    moka-backed storage, keyed by origin id + path (+ `_HLS_*` query
 //!    parameters), with the cache lock collapsing concurrent misses into one
@@ -41,7 +39,6 @@ use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, RANGE, TRANSFER_ENCODING};
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -80,10 +77,8 @@ pub struct Ctx {
     origin: Option<usize>,
     /// Path plus the `_HLS_*` query parameters: what is forwarded and keyed.
     target: String,
-    /// The cache key, once the fresh-hit path has worked it out.
-    key: Option<CacheKey>,
     /// Set when this edge answered in `request_filter`: the status label for
-    /// metrics (`HIT` from the fresh-hit path, `ERROR`, `REDIRECT`, `PLAYER`,
+    /// metrics (`ERROR`, `REDIRECT`, `PLAYER`,
     /// `HEALTH`, `METRICS`).
     answered: Option<&'static str>,
     upstream_started: Option<Instant>,
@@ -136,10 +131,6 @@ fn mark(resp: &mut ResponseHeader, status: &'static str, age: u64) -> Result<()>
     resp.insert_header("age", age.to_string())
 }
 
-/// Headers that make pingora's cache answer differently from a plain hit: a
-/// byte range, or a request that may be answered with 304.
-pub(crate) const NOT_PLAIN: [http::header::HeaderName; 4] = [RANGE, IF_RANGE, IF_NONE_MATCH, IF_MODIFIED_SINCE];
-
 /// Where a request for an object of a stream goes.
 enum Placement {
     /// To this origin: an index into the route's origins.
@@ -191,19 +182,6 @@ fn successor<'r>(
     }
 }
 
-/// Writes a whole response: `header`, then `body` unless the request is a
-/// HEAD or the body is empty.
-async fn write_whole(session: &mut Session, header: ResponseHeader, body: Bytes) -> Result<()> {
-    let head = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(header), head || body.is_empty())
-        .await?;
-    if !head && !body.is_empty() {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
-}
-
 /// The cache key of `target` fetched from `origin`.
 fn key_of(origin: &str, target: &str) -> CacheKey {
     // Length-prefixed so that no origin id/path pair can collide with another.
@@ -233,7 +211,13 @@ impl Edge {
         mark(&mut resp, "PASS", 0)?;
         resp.insert_header("access-control-allow-origin", "*")?;
         ctx.answered = Some(label);
-        write_whole(session, resp, body).await?;
+        let head = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(resp), head || body.is_empty())
+            .await?;
+        if !head && !body.is_empty() {
+            session.write_response_body(Some(body), true).await?;
+        }
         Ok(true)
     }
 
@@ -291,22 +275,6 @@ impl Edge {
         found.map_or(Placement::Nowhere, Placement::Origin)
     }
 
-    /// The response for a fresh cached object under `key`, marked `HIT` with
-    /// its age, and its body; `None` when nothing fresh is stored.
-    fn fresh_answer(&self, key: &CacheKey) -> Result<Option<(ResponseHeader, Bytes)>> {
-        let now = SystemTime::now();
-        let Some(hit) = self.storage.fresh(key, now) else {
-            return Ok(None);
-        };
-        let mut header = hit.header;
-        // The stored body is complete: its length is known.
-        header.remove_header(&TRANSFER_ENCODING);
-        header.insert_header("content-length", hit.body.len().to_string())?;
-        let age = now.duration_since(hit.created).unwrap_or_default().as_secs();
-        mark(&mut header, "HIT", age)?;
-        Ok(Some((header, hit.body)))
-    }
-
     /// The fresh cached answer to a plain GET or HEAD of `path`, when all it
     /// takes is at hand: the stream's route in memory, an origin for it and a
     /// fresh object. What [`crate::hits`] serves without pingora's session;
@@ -327,24 +295,6 @@ impl Edge {
         let hit = self.storage.fresh_wire(&key, SystemTime::now(), wire_head)?;
         self.metrics.route_lookups[0].inc();
         Some((obj.kind, hit))
-    }
-
-    /// Serves a fresh cached object straight from the storage; `false` when
-    /// the request must take pingora's cache path (see the module docs).
-    async fn serve_fresh_hit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let req = session.req_header();
-        if NOT_PLAIN.iter().any(|h| req.headers.contains_key(h)) {
-            return Ok(false);
-        }
-        let key = self.cache_key(ctx);
-        let fresh = self.fresh_answer(&key)?;
-        ctx.key = Some(key);
-        let Some((header, body)) = fresh else {
-            return Ok(false);
-        };
-        ctx.answered = Some("HIT");
-        write_whole(session, header, body).await?;
-        Ok(true)
     }
 
     fn viewer(session: &Session) -> Option<IpAddr> {
@@ -430,7 +380,7 @@ impl ProxyHttp for Edge {
         ctx.target = target_of(req.uri.path(), req.uri.query());
         ctx.origin = Some(chosen);
         ctx.route = Some(route);
-        self.serve_fresh_hit(session, ctx).await
+        Ok(false)
     }
 
     fn request_cache_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
@@ -439,10 +389,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
-        match ctx.key.take() {
-            Some(key) => Ok(key),
-            None => Ok(self.cache_key(ctx)),
-        }
+        Ok(self.cache_key(ctx))
     }
 
     fn response_cache_filter(&self, _session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {

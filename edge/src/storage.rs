@@ -87,13 +87,6 @@ pub struct FreshWire {
     pub created: SystemTime,
 }
 
-/// A fresh stored object, as [`MokaStorage::fresh`] hands it out.
-pub struct FreshObject {
-    pub header: ResponseHeader,
-    pub body: Bytes,
-    pub created: SystemTime,
-}
-
 pub struct MokaStorage {
     objects: moka::sync::Cache<HashBinary, Arc<Object>>,
     /// Objects larger than this are not cached (they would evict too much).
@@ -113,20 +106,10 @@ impl MokaStorage {
         }
     }
 
-    /// The object stored under `key` if it is still fresh at `now`: what the
-    /// edge's fresh-hit path serves without pingora's cache state machine.
-    pub fn fresh(&self, key: &CacheKey, now: SystemTime) -> Option<FreshObject> {
-        let obj = self.objects.get(&key.combined_bin())?;
-        (obj.fresh_until > now).then(|| FreshObject {
-            header: obj.header.clone(),
-            body: obj.body.clone(),
-            created: obj.created,
-        })
-    }
-
-    /// Like [`MokaStorage::fresh`], but with the header as bytes that
-    /// `build(header, body length, created)` makes on the object's first
-    /// call and the object keeps: a hit then copies no header.
+    /// The object stored under `key` if it is still fresh at `now`, with its
+    /// header as bytes that `build(header, body length, created)` makes on
+    /// the object's first call and the object keeps: what the edge's
+    /// hit-first path ([`crate::hits`]) sends, copying no header.
     pub fn fresh_wire(
         &self,
         key: &CacheKey,
