@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
 /// How long the end of a publish may take to flush its last fragments.
 const DRAIN: Duration = Duration::from_millis(700);
@@ -53,6 +54,9 @@ pub struct OriginContext {
     pub router: RouterClient,
     pub metrics: Arc<Metrics>,
     pub segment_grace: Duration,
+    /// Cancelled when the origin shuts down; every publish's stop token is a
+    /// child of it.
+    pub shutdown: CancellationToken,
     live: Mutex<HashSet<String>>,
 }
 
@@ -70,6 +74,7 @@ impl OriginContext {
             router,
             metrics,
             segment_grace,
+            shutdown: CancellationToken::new(),
             live: Mutex::default(),
         }
     }
@@ -128,6 +133,8 @@ pub struct Publish {
     stream: String,
     writer: Arc<SessionWriter>,
     transcoder: Option<Transcoder>,
+    /// Cancelled when this publish must end before its publisher leaves.
+    stop: CancellationToken,
 }
 
 impl Publish {
@@ -182,6 +189,7 @@ impl Publish {
                     stream,
                     writer,
                     transcoder: Some(transcoder),
+                    stop: ctx.shutdown.child_token(),
                 })
             }
             Err(e) => {
@@ -197,6 +205,18 @@ impl Publish {
 
     pub fn session(&self) -> &str {
         self.writer.session()
+    }
+
+    /// Resolves when this publish must end although its publisher is still
+    /// sending: the origin is shutting down, or the stream's key was revoked.
+    /// Ingest loops select on it and then call [`Publish::end`].
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// Asks the ingest loop holding this publish to end it.
+    pub fn stop(&self) {
+        self.stop.cancel()
     }
 
     /// Feeds container bytes (FLV or MPEG-TS).
