@@ -48,7 +48,8 @@ pub struct Settings {
     #[arg(long, env = "LOADTEST_DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
-    /// Where report.json and report.html are written.
+    /// Where report.json and report.html are written (docs/loadtest.md
+    /// describes both).
     #[arg(long, env = "LOADTEST_REPORT_DIR", default_value = "loadtest-report")]
     pub report_dir: PathBuf,
 
@@ -73,6 +74,24 @@ pub struct Settings {
     /// No live progress line on stderr.
     #[arg(long, env = "LOADTEST_QUIET")]
     pub quiet: bool,
+
+    /// A name for this run, shown in the reports and used by the comparison
+    /// page to group runs (e.g. the cache under test: edge, nginx, varnish).
+    #[arg(long, env = "LOADTEST_LABEL")]
+    pub label: Option<String>,
+
+    /// Exit with status 3 when any of these conditions holds on the report,
+    /// e.g. `stalls>0,hit_ratio<0.99` (comma-separated METRIC OP NUMBER, OP
+    /// one of > >= < <= == !=, NUMBER may end in %). Metrics: errors,
+    /// error_rate, stalls, stalled_viewers, stall_seconds, stall_ratio,
+    /// stalls_per_viewer, requests, hit_ratio, edge_hit_ratio,
+    /// origin_offload, origin_requests_per_segment, throughput_mbps,
+    /// latency_p50_s, latency_p90_s, latency_p99_s, and per object kind
+    /// {kind}_errors, {kind}_ttfb_p50_ms, _p90_ms, _p99_ms. A metric the run
+    /// could not measure makes its condition hold. Both reports are written
+    /// either way.
+    #[arg(long, env = "LOADTEST_FAIL_ON", value_parser = crate::gate::parse)]
+    pub fail_on: Option<crate::gate::Conditions>,
 }
 
 pub const MAX_VIEWERS: u32 = 20_000;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 const START_BEHIND: usize = 3;
 
 pub struct Viewer {
+    /// The viewer's number (join order), as the stall timeline shows it.
+    pub id: u32,
     pub client: Client,
     pub url: Url,
     pub pick: Pick,
@@ -51,6 +53,7 @@ impl Track {
 
 /// The play-out buffer of the video track.
 struct Buffer {
+    viewer: u32,
     seconds: f64,
     playing: bool,
     last_tick: Instant,
@@ -91,7 +94,7 @@ impl Buffer {
         }
         if !self.playing && self.seconds > 0.0 {
             if let Some(since) = self.stalled_since.take() {
-                stats.stall(since.elapsed());
+                stats.stall(self.viewer, since);
             }
             self.playing = true;
         }
@@ -214,6 +217,7 @@ impl Viewer {
         let mut video = Track::new(video_url);
         let mut audio = audio_url.map(Track::new);
         let mut buffer = Buffer {
+            viewer: self.id,
             seconds: 0.0,
             playing: false,
             last_tick: Instant::now(),
@@ -243,6 +247,12 @@ impl Viewer {
             if !self.sleep_until_or_stop(Duration::from_secs_f64(wait)).await {
                 break;
             }
+        }
+        // A stall still going on when the run ends counts too: an edge that
+        // fails near the end must not read as a clean run.
+        buffer.tick(&self.stats);
+        if let Some(since) = buffer.stalled_since.take() {
+            self.stats.stall(self.id, since);
         }
     }
 
