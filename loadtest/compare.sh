@@ -5,8 +5,16 @@
 # largest clean count with its hit ratio and origin requests per segment
 # (counted by the origin itself, so all three are measured alike).
 #
-#   [CACHES="edge nginx varnish"] loadtest/compare.sh [DURATION_SECONDS] [STEPS...]
+#   [CACHES="edge nginx varnish"] [COMPARE_OUT=dir] loadtest/compare.sh [DURATION_SECONDS] [STEPS...]
 #   e.g. loadtest/compare.sh 20 100 200 400 800
+#
+# Besides the table on stdout it writes, into COMPARE_OUT (default
+# loadtest-compare/), every run's report.json and report.html
+# ({cache}-{viewers}/) and compare.html: the caches side by side at each
+# step, linking each run's report (docs/loadtest.md).
+#
+# BIN=dir uses binaries already built there (e.g. target/debug) instead of a
+# release build; SETUP=0 skips scripts/setup.sh (the test sets both).
 #
 # The origin uses the small test ladders (origin/tests/profiles.toml) so that
 # transcoding leaves the cores to the caches and the viewers.
@@ -17,11 +25,18 @@ DURATION=${1:-20}
 shift || true
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(100 200 400 800)
+OUT=${COMPARE_OUT:-$ROOT/loadtest-compare}
 
-bash scripts/setup.sh
-cargo build --release --quiet --workspace --bins
-BIN="$ROOT/target/release"
+[ "${SETUP:-1}" = 0 ] || bash scripts/setup.sh
+if [ -n "${BIN:-}" ]; then
+  BIN=$(cd "$BIN" && pwd)
+else
+  cargo build --release --quiet --workspace --bins
+  BIN="$ROOT/target/release"
+fi
 . "$ROOT/loadtest/bench/lib.sh"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 
 RPORT=$(free_port); APORT=$(free_port); RTMP=$(free_port); OHTTP=$(free_port); DPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
@@ -57,18 +72,27 @@ wait_for full_window
 
 echo "| $(date -u +%F) | cache | largest clean viewers | hit ratio | origin req/segment | latency p50 | notes |"
 declare -A PORT_OF=([edge]=$EPORT [nginx]=$NPORT [varnish]=$VPORT)
+RUNS=()
 for name in ${CACHES:-edge nginx varnish}; do
   port=${PORT_OF[$name]}
   best=0; best_line="no clean run"
   for n in "${STEPS[@]}"; do
-    dir="$WORK/report-$name-$n"
+    dir="$OUT/$name-$n"
+    rm -rf "$dir"
     "$BIN/loadtest" --url "http://127.0.0.1:$port/compare/index.m3u8" --viewers "$n" --ramp 5s --duration "${DURATION}s" \
-      --pick highest --metrics-url "http://127.0.0.1:$OHTTP/metrics" --report-dir "$dir" --quiet > "$dir.txt" 2>&1 || true
-    [ -f "$dir/report.json" ] || break
+      --pick highest --metrics-url "http://127.0.0.1:$OHTTP/metrics" --label "$name" --report-dir "$dir" --quiet \
+      > "$WORK/loadtest-$name-$n.txt" 2>&1 || true
+    [ -f "$dir/report.json" ] || { echo "  $name $n viewers: no report: $(tail -3 "$WORK/loadtest-$name-$n.txt")" >&2; break; }
+    RUNS+=("$dir")
     # Tab-separated with "-" for missing values (read would merge empty fields).
-    IFS=$'\t' read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls, .hit_ratio, .origin_requests_per_segment, .latency.p50_s] | map(. // "-") | @tsv' "$dir/report.json")
+    IFS=$'\t' read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls,
+      (if .hit_ratio then (.hit_ratio * 10000 | floor / 100 | tostring) + " %" else null end),
+      (if .origin_requests_per_segment then (.origin_requests_per_segment * 1000 | round / 1000) else null end),
+      (if .latency then (.latency.p50_s * 100 | round / 100) else null end)] | map(. // "-") | @tsv' "$dir/report.json")
     echo "  $name $n viewers: errors $errors, stalls $stalls, hit ratio $hit, origin req/segment $per, latency p50 ${lat}s" >&2
     if [ "$errors" = 0 ] && [ "$stalls" = 0 ]; then best=$n; best_line="$hit | $per | $lat"; else break; fi
   done
   echo "| $(date -u +%F) | $name | $best | $best_line | steps ${STEPS[*]}, ${DURATION}s each |"
 done
+[ ${#RUNS[@]} -gt 0 ] && "$BIN/loadtest-compare" --out "$OUT/compare.html" "${RUNS[@]}" >&2
+echo "comparison page: $OUT/compare.html" >&2

@@ -8,6 +8,10 @@ chmod 755 "$WORK"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+# A stopped script cleans up too (bash runs the EXIT trap on exit, not on a
+# fatal signal).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -172,7 +172,11 @@ impl Axis {
 
     /// `v`'s position along the axis, 0 at `lo` and 1 at `hi`.
     pub fn frac(&self, v: f64) -> f64 {
-        ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        if self.hi > self.lo {
+            ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -329,12 +333,14 @@ fn y_axis(range: YRange, values: impl Iterator<Item = f64>) -> AnyAxis {
             let max = values.iter().copied().fold(0.0, f64::max);
             AnyAxis::Lin(Axis::linear(0.0, if max > 0.0 { max } else { 1.0 }, 5), false)
         }
+        YRange::Ratio if values.is_empty() => AnyAxis::Lin(Axis::fixed(0.0, 1.0, 5), true),
         YRange::Ratio => {
             let min = values.iter().copied().fold(1.0, f64::min).clamp(0.0, 1.0);
             // Steps of 1, 2, 5, 10, 20 or 50 points; the floor a whole step.
             let span = (1.0 - min).max(0.01);
             let step = nice_step(span, 4);
-            let lo = ((min / step).floor() * step).max(0.0);
+            // At least one step below 100 % (values all at 100 %, or none).
+            let lo = ((min / step).floor() * step).clamp(0.0, 1.0 - step);
             AnyAxis::Lin(Axis::fixed(snap(lo, step), 1.0, 4), true)
         }
         YRange::Percent => AnyAxis::Lin(Axis::fixed(0.0, 1.0, 5), true),
@@ -760,6 +766,12 @@ mod tests {
         let y = AnyAxis::Lin(a.clone(), true);
         let labels: Vec<String> = a.ticks.iter().map(|t| y.label(*t)).collect();
         assert_eq!(labels.last().map(String::as_str), Some("100"));
+        for values in [vec![], vec![1.0, 1.0]] {
+            let AnyAxis::Lin(a, _) = y_axis(YRange::Ratio, values.into_iter()) else {
+                panic!()
+            };
+            assert!(a.lo < a.hi && a.hi == 1.0 && a.ticks.len() >= 2, "{a:?}");
+        }
         let AnyAxis::Lin(a, _) = y_axis(YRange::Ratio, [0.2, 0.9].into_iter()) else {
             panic!()
         };

@@ -642,6 +642,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_empty_run_draws_no_nan() {
+        let mut r = sample_report();
+        r.timeline.clear();
+        r.stall_events.clear();
+        r.latency = None;
+        r.hit_ratio = None;
+        for k in r.by_kind.values_mut() {
+            k.ttfb.cdf.clear();
+            k.ttfb.count = 0;
+        }
+        let html = html(&r);
+        assert!(!html.contains("NaN") && !html.contains("inf"), "{html}");
+        assert!(html.contains("no samples") && html.contains("no stalls"));
+        // Every sample at 100 %: the ratio axis still has a span.
+        let mut r = sample_report();
+        for s in &mut r.timeline {
+            s.hit_ratio = Some(1.0);
+        }
+        assert!(!super::html(&r).contains("NaN"));
+    }
+
+    #[test]
     fn unknown_kinds_follow_known_ones() {
         let mut r = sample_report();
         let seg = r.by_kind["segment"].clone();

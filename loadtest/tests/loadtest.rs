@@ -1,43 +1,15 @@
 //! The load tester against the real stack (router, origin, agent, edge, ffmpeg).
 
-use serde_json::Value;
+mod common;
+
+use common::{assert_renders_cleanly, check_page, loadtest, select, text};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::stack::{Stack, publish};
 use testkit::{free_addr, http_get, wait_until};
 
-fn run_loadtest(url: &str, viewers: u32, ramp: &str, duration: &str, dir: &std::path::Path) -> (Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "--url",
-            url,
-            "--viewers",
-            &viewers.to_string(),
-            "--ramp",
-            ramp,
-            "--duration",
-            duration,
-        ])
-        // Every viewer on one rendition: the miss floor (one miss per object
-        // per edge) is then spread over all 200 viewers.
-        .args(["--pick", "highest"])
-        .args([
-            "--report-dir",
-            dir.to_str().unwrap(),
-            "--quiet",
-            "--request-timeout",
-            "3s",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "loadtest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
-    (report, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+/// `--fail-on`'s exit status when a condition held.
+const FAILED: i32 = 3;
 
 #[test]
 fn two_hundred_viewers_play_cleanly_from_the_edge() {
@@ -65,43 +37,178 @@ fn two_hundred_viewers_play_cleanly_from_the_edge() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let (report, summary) = run_loadtest(
-        &format!("http://{edge}/golive/index.m3u8"),
-        200,
-        "5s",
-        "30s",
+    let url = format!("http://{edge}/golive/index.m3u8");
+    let (status, report, summary) = loadtest(
+        &[
+            "--url",
+            &url,
+            "--viewers",
+            "200",
+            "--ramp",
+            "5s",
+            "--duration",
+            "30s",
+            // Every viewer on one rendition: the miss floor (one miss per
+            // object per edge) is then spread over all 200 viewers.
+            "--pick",
+            "highest",
+            "--request-timeout",
+            "3s",
+            "--label",
+            "edge",
+            "--fail-on",
+            "stalls>0,errors>0,hit_ratio<0.99",
+        ],
         dir.path(),
     );
     println!("{summary}");
+    assert!(status.success(), "{status}: {report:#}");
+    assert_eq!(report["schema"], "dionysia-loadtest-report");
+    assert_eq!(report["schema_version"], 1);
     assert_eq!(report["viewers"], 200);
     assert_eq!(report["errors"], 0, "{report:#}");
     assert_eq!(report["stalls"], 0, "{report:#}");
+    assert_eq!(report["verdict"], "clean");
+    assert_eq!(report["fail_on"]["failed"], false);
     let hit_ratio = report["hit_ratio"].as_f64().unwrap();
     assert!(hit_ratio >= 0.99, "hit ratio {hit_ratio}");
     let per_segment = report["origin_requests_per_segment"].as_f64().unwrap();
     assert!(per_segment <= 1.05, "origin requests per segment {per_segment}");
+    let offload = report["origin_offload"].as_f64().unwrap();
+    assert!(offload > 0.9, "origin offload {offload}");
     assert!(report["latency"]["p50_s"].as_f64().unwrap() > 0.0);
-    assert!(report["timeline"].as_array().unwrap().len() >= 25);
-    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("Hit ratio over time"));
+    assert!(report["watch_seconds"].as_f64().unwrap() > 200.0 * 20.0);
+    let timeline = report["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 25);
+    // The timeline carries what the plots show: origin load and latency
+    // percentiles each second once viewers play.
+    let late = &timeline[timeline.len() - 5];
+    assert!(late["origin_requests_per_s"].as_f64().is_some(), "{late}");
+    assert!(late["latency_p99_s"].as_f64().unwrap() >= late["latency_p50_s"].as_f64().unwrap());
+    assert!(late["requests_per_s"].as_f64().unwrap() > 50.0, "{late}");
+    let segment = &report["by_kind"]["segment"];
+    assert!(segment["ttfb"]["cdf"].as_array().unwrap().len() > 10);
+    assert!(segment["hit_ratio"].as_f64().unwrap() > 0.95);
+    assert!(report["command"].as_array().unwrap().iter().any(|a| a == "--fail-on"));
+    assert!(summary.starts_with("Clean: 200 viewers for 30 s"), "{summary}");
+
+    // The page: a verdict, the summary, the per-kind table, the plots.
+    let page = dir.path().join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let doc = check_page(&html, 5);
+    let verdict = select(&doc, "#verdict");
+    assert!(
+        text(&verdict[0]).starts_with("Clean: 200 viewers"),
+        "{}",
+        text(&verdict[0])
+    );
+    let rows = select(&doc, "table#by-kind tbody tr");
+    let kinds: Vec<String> = rows.iter().map(|r| text(&select_first(r, "td"))).collect();
+    assert_eq!(kinds, ["multivariant", "playlist", "init", "segment"]);
+    for row in &rows {
+        assert_eq!(row.children().filter(|c| c.value().is_element()).count(), 11);
+    }
+    let summary_rows: Vec<String> = select(&doc, "table#summary th").iter().map(text).collect();
+    for want in [
+        "Hit ratio",
+        "Origin offload",
+        "Origin requests per segment",
+        "Errors",
+        "Stalls",
+        "Throughput",
+        "Live latency",
+    ] {
+        assert!(summary_rows.iter().any(|r| r == want), "{want} not in {summary_rows:?}");
+    }
+    assert!(html.contains("Mbit/s") && html.contains(" %"));
+    for id in ["plot-load", "plot-offload", "plot-latency", "plot-ttfb", "plot-stalls"] {
+        assert_eq!(select(&doc, &format!("figure#{id} svg")).len(), 1, "{id}");
+    }
+    // The TTFB plot has a line per kind; the latency plot three.
+    assert_eq!(select(&doc, "figure#plot-ttfb polyline").len(), 4);
+    assert_eq!(select(&doc, "figure#plot-latency polyline").len(), 3);
+    assert!(text(&select(&doc, "#command")[0]).contains("--viewers 200"));
+    let shot = dir.path().join("report.png");
+    assert_renders_cleanly(&page, Some(&shot), 5);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    if let Ok(keep) = std::env::var("LOADTEST_KEEP_REPORT") {
+        // For docs/: the page and its screenshot from a real run.
+        std::fs::create_dir_all(&keep).unwrap();
+        for f in ["report.json", "report.html", "report.png"] {
+            std::fs::copy(dir.path().join(f), std::path::Path::new(&keep).join(f)).unwrap();
+        }
+    }
+}
+
+fn select_first<'a>(e: &scraper::ElementRef<'a>, css: &str) -> scraper::ElementRef<'a> {
+    e.select(&scraper::Selector::parse(css).unwrap()).next().unwrap()
 }
 
 #[test]
 fn a_dead_edge_is_reported_as_errors_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let dead = free_addr();
+    let url = format!("http://{dead}/golive/index.m3u8");
+    let args = |fail_on: &'static str| {
+        vec![
+            "--url".to_string(),
+            url.clone(),
+            "--viewers".into(),
+            "5".into(),
+            "--ramp".into(),
+            "1s".into(),
+            "--duration".into(),
+            "3s".into(),
+            "--fail-on".into(),
+            fail_on.into(),
+        ]
+    };
+    let run = |fail_on: &'static str| {
+        let a = args(fail_on);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        loadtest(&a, dir.path())
+    };
     let started = Instant::now();
-    let (report, _) = run_loadtest(&format!("http://{dead}/golive/index.m3u8"), 5, "1s", "3s", dir.path());
+    // A condition that holds: status 3, and the reports are written.
+    let (status, report, summary) = run("errors>0");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",
         started.elapsed()
     );
+    assert_eq!(status.code(), Some(FAILED), "{summary}");
     assert!(report["errors"].as_u64().unwrap() > 0, "{report:#}");
     assert!(
         report["by_kind"]["multivariant"]["errors"]["connect"].as_u64().unwrap() > 0,
         "{report:#}"
     );
+    assert_eq!(report["verdict"], "errors");
+    assert_eq!(report["fail_on"]["failed"], true);
+    assert!(summary.starts_with("Errors: "), "{summary}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let doc = check_page(&html, 5);
+    assert!(select(&doc, "#verdict.errors").len() == 1);
+    assert!(html.contains("connect: "));
+    assert_renders_cleanly(&dir.path().join("report.html"), None, 5);
+
+    // Conditions that do not hold: status 0.
+    let (status, report, _) = run("stalls>0,errors>1000000,error_rate<50%");
+    assert!(status.success(), "{status}: {}", report["fail_on"]);
+    assert_eq!(report["fail_on"]["held"].as_array().unwrap().len(), 0);
+    // What could not be measured fails the gate.
+    let (status, report, _) = run("hit_ratio<0.99");
+    assert_eq!(status.code(), Some(FAILED));
+    assert_eq!(report["fail_on"]["held"][0], "hit_ratio<0.99 (not measured)");
+}
+
+#[test]
+fn fail_on_typos_are_refused_before_the_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["--url", "http://127.0.0.1:1/x/index.m3u8", "--fail-on", "stals>0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown metric"));
 }
 
 #[test]
@@ -126,6 +233,9 @@ fn refuses_non_loopback_targets_and_bounds() {
             "--duration",
             "--report-dir",
             "--allow-target",
+            "--label",
+            "--fail-on",
         ],
     );
+    testkit::assert_help_documents(env!("CARGO_BIN_EXE_loadtest-compare"), &["--out"]);
 }
