@@ -26,6 +26,7 @@ shift || true
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(100 200 400 800)
 OUT=${COMPARE_OUT:-$ROOT/loadtest-compare}
+RAMP=$(( DURATION < 5 ? DURATION : 5 ))
 
 [ "${SETUP:-1}" = 0 ] || bash scripts/setup.sh
 if [ -n "${BIN:-}" ]; then
@@ -79,10 +80,10 @@ for name in ${CACHES:-edge nginx varnish}; do
   for n in "${STEPS[@]}"; do
     dir="$OUT/$name-$n"
     rm -rf "$dir"
-    "$BIN/loadtest" --url "http://127.0.0.1:$port/compare/index.m3u8" --viewers "$n" --ramp 5s --duration "${DURATION}s" \
+    "$BIN/loadtest" --url "http://127.0.0.1:$port/compare/index.m3u8" --viewers "$n" --ramp "${RAMP}s" --duration "${DURATION}s" \
       --pick highest --metrics-url "http://127.0.0.1:$OHTTP/metrics" --label "$name" --report-dir "$dir" --quiet \
       > "$WORK/loadtest-$name-$n.txt" 2>&1 || true
-    [ -f "$dir/report.json" ] || { echo "  $name $n viewers: no report: $(tail -3 "$WORK/loadtest-$name-$n.txt")" >&2; break; }
+    [ -f "$dir/report.json" ] || { echo "  $name $n viewers: no report: $(head -3 "$WORK/loadtest-$name-$n.txt")" >&2; break; }
     RUNS+=("$dir")
     # Tab-separated with "-" for missing values (read would merge empty fields).
     IFS=$'\t' read -r errors stalls hit per lat < <(jq -r '[.errors, .stalls,

@@ -130,7 +130,9 @@ impl Axis {
         let (lo, hi) = if hi > lo { (lo, hi) } else { (lo, lo + 1.0) };
         let step = nice_step(hi - lo, target);
         let first = (lo / step).floor();
-        let last = (hi / step - 1e-9).ceil();
+        // A value a hair past a whole step (a 30.02 s run on a 5 s step)
+        // does not cost a whole step of empty axis; it is drawn at the end.
+        let last = (hi / step - 0.02).ceil();
         let ticks: Vec<f64> = (0..=((last - first) as i64).clamp(1, 100))
             .map(|i| snap((first + i as f64) * step, step))
             .collect();
@@ -282,7 +284,7 @@ pub struct LineChart<'a> {
     pub series: Vec<Series>,
 }
 
-const W: f64 = 720.0;
+const W: f64 = 880.0;
 const H: f64 = 280.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 64.0;
@@ -748,6 +750,9 @@ mod tests {
         assert_eq!(a.ticks.first(), Some(&0.0));
         assert_eq!(a.hi, 30.0);
         assert_eq!(a.step, 5.0);
+        // A run that took a hair longer than asked keeps its round end.
+        assert_eq!(Axis::linear(0.0, 30.04, 8).hi, 30.0);
+        assert_eq!(Axis::linear(0.0, 31.0, 8).hi, 35.0);
         // Empty data still gives an axis.
         let a = Axis::linear(0.0, 0.0, 5);
         assert!(a.hi > a.lo && a.ticks.len() >= 2);

@@ -129,17 +129,28 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 format!("{} ({} distinct segments)", num(v), r.distinct_segments)
             }),
         ),
-        ("Errors", format!("{} ({} of requests)", r.errors, rate(r.error_rate))),
+        (
+            "Errors",
+            if r.errors == 0 {
+                "0".into()
+            } else {
+                format!("{} ({} of requests)", r.errors, rate(r.error_rate))
+            },
+        ),
         (
             "Stalls",
-            format!(
-                "{} in {} viewers ({} per viewer; {} stalled, {} of watch time)",
-                r.stalls,
-                r.stalled_viewers,
-                num(r.stalls_per_viewer),
-                seconds(r.stall_seconds),
-                rate(r.stall_ratio)
-            ),
+            if r.stalls == 0 {
+                "0".into()
+            } else {
+                format!(
+                    "{} in {} viewers ({} per viewer; {} stalled, {} of watch time)",
+                    r.stalls,
+                    r.stalled_viewers,
+                    num(r.stalls_per_viewer),
+                    seconds(r.stall_seconds),
+                    rate(r.stall_ratio)
+                )
+            },
         ),
         (
             "Throughput",

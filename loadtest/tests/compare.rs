@@ -117,7 +117,7 @@ fn compare_sh_writes_its_page() {
             ("COMPARE_OUT", out_dir.to_str().unwrap()),
         ],
     );
-    // Start-up, then three caches by two steps of 4 s (each ramp 5 s).
+    // Start-up, then three caches by two steps of 4 s.
     wait_until("compare.sh to finish", Duration::from_secs(240), || !run.is_running());
     let log = run.log();
     assert_eq!(run.stop(), Some(0), "{log}");
