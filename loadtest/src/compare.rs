@@ -202,13 +202,16 @@ pub fn page(runs: &[Run]) -> String {
             let r = &run.report;
             let _ = write!(
                 out,
-                r#"<tr><td>{}</td><td>{}</td><td class="v-{}">{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href="{}">report</a></td></tr>"#,
+                r#"<tr><td>{}</td><td>{}</td><td class="v-{}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href="{}">report</a></td></tr>"#,
                 esc(c),
                 r.viewers,
                 r.verdict.label(),
                 r.verdict.label(),
-                r.errors,
-                rate(r.error_rate),
+                if r.errors == 0 {
+                    "0".into()
+                } else {
+                    format!("{} ({})", r.errors, rate(r.error_rate))
+                },
                 r.stalls,
                 r.hit_ratio.map_or("–".into(), pct),
                 r.origin_offload.map_or("–".into(), |o| pct(o.max(0.0))),
@@ -236,7 +239,7 @@ const STYLE: &str = "
 body{font:15px/1.45 system-ui,sans-serif;color:#1b1b1b;max-width:960px;margin:1.5em auto;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#555}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
+th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}thead th{background:#f5f5f5}
 .v-clean{color:#1a7f37}.v-stalls{color:#b07d00}.v-errors{color:#c62828}
 figure{margin:1.2em 0}figcaption{font-weight:600}
