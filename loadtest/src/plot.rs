@@ -619,15 +619,16 @@ impl SpanChart<'_> {
     pub fn svg(&self) -> String {
         let x = AnyAxis::Lin(Axis::linear(0.0, self.x_max, 8), false);
         let n = self.rows.len();
-        // Rows are labelled by number when there are few, by tick otherwise.
-        let y = AnyAxis::Lin(Axis::fixed(0.0, n.max(1) as f64, 5), false);
+        // Rows stack from the bottom: row i spans [i, i+1] on the y axis.
+        // A few rows are labelled with their names; many are counted.
+        // (At most 28 px a row: one stalled viewer is a bar, not a wall.)
+        let row_h = ((H - BOTTOM - TOP) / n.max(1) as f64).min(28.0);
         let mut out = String::new();
         svg_open(&mut out, self.title);
-        let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
+        let (x0, x1, y0) = (LEFT, W - RIGHT, H - BOTTOM);
         if n <= 12 {
-            // One tick per row, labelled with the row's name.
             for (i, (label, _)) in self.rows.iter().enumerate() {
-                let py = y1 + (i as f64 + 0.5) / n as f64 * (y0 - y1);
+                let py = y0 - (i as f64 + 0.5) * row_h;
                 let _ = write!(
                     out,
                     r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -647,11 +648,11 @@ impl SpanChart<'_> {
             );
             frame(&mut out, &x, self.x_label, &none, self.y_label, None);
         } else {
+            let y = AnyAxis::Lin(Axis::fixed(0.0, n as f64, 5), false);
             frame(&mut out, &x, self.x_label, &y, self.y_label, None);
         }
-        let row_h = (y0 - y1) / n.max(1) as f64;
         for (i, (label, spans)) in self.rows.iter().enumerate() {
-            let top = y1 + row_h * i as f64 + row_h * 0.15;
+            let top = y0 - (i as f64 + 1.0) * row_h + row_h * 0.15;
             for &(start, len) in spans {
                 let sx = x0 + x.frac(start) * (x1 - x0);
                 let ex = x0 + x.frac(start + len) * (x1 - x0);
@@ -836,6 +837,27 @@ mod tests {
         }
         .svg();
         assert!(spans.contains("no stalls"));
+        // A few rows by name; many counted on a y axis; a bar per span.
+        let chart = |rows: usize| {
+            SpanChart {
+                title: "s",
+                x_label: "time (s)",
+                y_label: "viewer",
+                x_max: 30.0,
+                rows: (0..rows)
+                    .map(|i| (format!("#{i}"), vec![(1.0, 0.5), (20.0, 2.0)]))
+                    .collect(),
+                empty: "no stalls",
+            }
+            .svg()
+        };
+        let few = chart(3);
+        assert_eq!(few.matches("<rect").count(), 6);
+        assert!(few.contains(">#2</text>") && !few.contains("NaN"));
+        let many = chart(40);
+        assert_eq!(many.matches("<rect").count(), 80);
+        assert!(!many.contains(">#2</text>") && many.contains(">40</text>"));
+        assert!(max_decimals(&many) <= 4);
     }
 
     #[test]

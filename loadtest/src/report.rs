@@ -428,7 +428,11 @@ fn plots(out: &mut String, r: &Report) {
         &SpanChart {
             title: "Stall timeline",
             x_label: "time since start (s)",
-            y_label: "viewer",
+            y_label: if shown <= 12 {
+                "viewer"
+            } else {
+                "viewers that stalled (in viewer order)"
+            },
             x_max: r.elapsed_s.max(r.duration_s),
             rows: rows
                 .into_iter()
