@@ -22,12 +22,23 @@ struct Counters {
     origin_segment_fetches: f64,
 }
 
+/// The most of a metrics page read (ours are a few kB): a page that goes on
+/// is not read into memory once a second.
+const MAX_METRICS_PAGE: usize = 4 << 20;
+
 async fn counters(client: &reqwest::Client, url: &reqwest::Url, timeout: Duration) -> Option<Counters> {
-    let resp = client.get(url.clone()).timeout(timeout).send().await.ok()?;
+    let mut resp = client.get(url.clone()).timeout(timeout).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    let text = resp.text().await.ok()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_METRICS_PAGE {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&body);
     // A counter that has not counted yet is absent from the page: that is a
     // zero, as long as the page is a Prometheus page at all.
     let seen = text.contains("# TYPE ");

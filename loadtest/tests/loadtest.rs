@@ -202,6 +202,74 @@ fn a_dead_edge_is_reported_as_errors_not_a_hang() {
 }
 
 #[test]
+fn an_endless_metrics_page_is_not_read_into_memory() {
+    // A "metrics page" that never ends: each answer streams lines until the
+    // client hangs up (or 64 MiB, whichever comes first); the server stops
+    // accepting after 30 s.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n# TYPE edge_requests_total counter\n",
+                );
+                let line = "edge_origin_fetches_total{kind=\"segment\",status=\"200\"} 1\n".repeat(1000);
+                let mut sent = 0;
+                while sent < 64 << 20 && conn.write_all(line.as_bytes()).is_ok() {
+                    sent += line.len();
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_addr();
+    let started = Instant::now();
+    let (status, report, _) = loadtest(
+        &[
+            "--url",
+            &format!("http://{dead}/golive/index.m3u8"),
+            "--metrics-url",
+            &format!("http://{addr}/metrics"),
+            "--viewers",
+            "2",
+            "--ramp",
+            "1s",
+            "--duration",
+            "3s",
+        ],
+        dir.path(),
+    );
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Read before, every second, and after, each given up at the cap.
+    assert!(served.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert!(report["origin_requests"].is_null(), "{report:#}");
+    assert!(
+        report["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["origin_requests_per_s"].is_null())
+    );
+}
+
+#[test]
 fn fail_on_typos_are_refused_before_the_run() {
     let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(["--url", "http://127.0.0.1:1/x/index.m3u8", "--fail-on", "stals>0"])
