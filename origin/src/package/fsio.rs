@@ -1,9 +1,15 @@
-//! Atomic file replacement for playlists.
+//! Atomic file creation and replacement for every object the packager
+//! writes: playlists, init segments and media segments.
 //!
-//! Players, the HTTP server and the discovery agent read playlists while the
-//! packager rewrites them. Writing a temporary file in the same folder and
-//! renaming it over the old one makes every reader see either the old or the
-//! new playlist, never a mix (rename(2) is atomic within a filesystem).
+//! Players, the HTTP server, the edge and the discovery agent read while the
+//! packager writes. Writing a temporary file in the same folder and renaming
+//! it into place makes every reader see either nothing (404) or the old
+//! object, or the complete new one, never a truncated or half-written file
+//! (rename(2) is atomic within a filesystem). An edge caches a 200 for a
+//! long time, so a short segment served once would be served to everyone.
+//!
+//! Temporary names start with a dot, which no playlist or segment URI does:
+//! the HTTP server's path check refuses them.
 
 use std::io::Write;
 use std::path::Path;
