@@ -51,7 +51,7 @@ impl DiskMetrics {
             bytes: IntGauge::new("origin_output_bytes", "Bytes under the output folder at the last sweep")?,
             full: IntGauge::new(
                 "origin_output_full",
-                "1 while the output folder is over --max-disk with only live sessions left (new publishes are refused)",
+                "Whether the output folder is over --max-disk with only live sessions left (1: new publishes are refused)",
             )?,
             removed: IntCounter::new(
                 "origin_sessions_removed_total",

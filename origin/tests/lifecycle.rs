@@ -102,6 +102,11 @@ impl Origin {
     /// Media playlists (on disk) of `stream`'s current session, once every
     /// one lists a segment.
     fn media_playlists(&self, stream: &str, within: Duration) -> Vec<PathBuf> {
+        self.new_session_playlists(stream, &[], within)
+    }
+
+    /// Like [`Origin::media_playlists`], for a session not in `old`.
+    fn new_session_playlists(&self, stream: &str, old: &[String], within: Duration) -> Vec<PathBuf> {
         let mut found = vec![];
         wait_until(&format!("{stream} to be playable"), within, || {
             let dir = self.out.path().join(stream);
@@ -110,6 +115,7 @@ impl Origin {
                 .lines()
                 .filter_map(|l| l.split('"').find(|p| p.ends_with("/index.m3u8")).or(Some(l)))
                 .filter(|u| u.ends_with("/index.m3u8"))
+                .filter(|u| !old.iter().any(|o| u.starts_with(&format!("{o}/"))))
                 .map(|u| dir.join(u))
                 .collect();
             !found.is_empty()
@@ -206,7 +212,7 @@ fn a_republish_loop_keeps_the_disk_bounded_and_old_sessions_go_while_live() {
     let mut seen = vec![];
     for _ in 0..4 {
         let mut ffmpeg = publish(origin.rtmp, &key, 3);
-        let playlists = origin.media_playlists("loop", Duration::from_secs(20));
+        let playlists = origin.new_session_playlists("loop", &seen, Duration::from_secs(20));
         wait_until("the short publish to end", Duration::from_secs(20), || {
             most_sessions = most_sessions.max(origin.sessions("loop").len());
             most_bytes = most_bytes.max(du(origin.out.path()));
@@ -219,7 +225,7 @@ fn a_republish_loop_keeps_the_disk_bounded_and_old_sessions_go_while_live() {
     assert!(seen.len() >= 4, "four sessions: {seen:?}");
     // The stream is live again; every earlier session goes after 3 s.
     let _live = publish(origin.rtmp, &key, 120);
-    let playlists = origin.media_playlists("loop", Duration::from_secs(20));
+    let playlists = origin.new_session_playlists("loop", &seen, Duration::from_secs(20));
     let live_session = playlists[0]
         .strip_prefix(origin.out.path().join("loop"))
         .unwrap()
@@ -257,13 +263,17 @@ fn max_disk_removes_ended_sessions_then_refuses_new_publishes() {
     let mut live = publish(origin.rtmp, &first, 120);
     let playlists = origin.media_playlists("first", Duration::from_secs(20));
     wait_until("the disk-full flag", Duration::from_secs(10), || {
-        origin.metrics().contains("origin_output_full 1")
+        origin.metrics().lines().any(|l| l == "origin_output_full 1")
     });
     let mut refused = publish(origin.rtmp, &second, 10);
     wait_until("the second publish to be refused", Duration::from_secs(15), || {
         !refused.is_running()
     });
-    assert!(!origin.out.path().join("second").exists());
+    assert!(
+        !origin.out.path().join("second").exists(),
+        "the refused publish wrote nothing:\n{}",
+        origin.process.log()
+    );
     assert!(
         origin
             .metrics()
@@ -286,7 +296,7 @@ fn max_disk_removes_ended_sessions_then_refuses_new_publishes() {
         !origin.out.path().join("first").exists()
     });
     wait_until("the disk-full flag to clear", Duration::from_secs(10), || {
-        origin.metrics().contains("origin_output_full 0")
+        origin.metrics().lines().any(|l| l == "origin_output_full 0")
     });
     let _again = publish(origin.rtmp, &second, 30);
     origin.media_playlists("second", Duration::from_secs(20));
