@@ -158,7 +158,7 @@ fn poll_ahead(edge: SocketAddr, origin_out: &Path, uri: &str) -> (String, u64, u
             }
             assert!(Instant::now() < deadline, "{path} never appeared");
             // The poll interval of a fast player, not a readiness wait.
-            std::thread::sleep(Duration::from_millis(15));
+            std::thread::sleep(Duration::from_millis(5));
         };
         let on_disk = std::fs::read(origin_out.join("ahead").join(&dir).join(format!("{next}.m4s"))).unwrap();
         assert!(!first.is_empty(), "{path}: an empty 200");

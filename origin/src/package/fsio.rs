@@ -34,6 +34,44 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A reader polling names ahead of the writer (as a player polls the
+    /// next segment) sees nothing or the whole object, never a short one.
+    /// With `std::fs::write` (truncate, then write) this fails at once.
+    #[test]
+    fn a_reader_polling_ahead_never_sees_a_partial_object() {
+        const OBJECTS: usize = 100;
+        const SIZE: usize = 1 << 20;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        let reader = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                let mut reads = 0u64;
+                for n in 0..OBJECTS {
+                    let path = dir.join(format!("{n}.m4s"));
+                    loop {
+                        assert!(std::time::Instant::now() < deadline, "{n}.m4s never appeared");
+                        match std::fs::read(&path) {
+                            Ok(bytes) => {
+                                reads += 1;
+                                assert_eq!(bytes.len(), SIZE, "{n}.m4s read short");
+                                break;
+                            }
+                            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+                        }
+                    }
+                }
+                reads
+            })
+        };
+        let data = vec![7u8; SIZE];
+        for n in 0..OBJECTS {
+            write_atomic(&dir.join(format!("{n}.m4s")), &data).unwrap();
+        }
+        assert_eq!(reader.join().unwrap(), OBJECTS as u64);
+    }
+
     #[test]
     fn replaces_and_leaves_no_temporary() {
         let d = tempfile::tempdir().unwrap();
