@@ -346,3 +346,39 @@ async fn run_in_process_serves_until_its_shutdown_future_resolves() {
     assert!(at.elapsed() < Duration::from_secs(5));
     assert!(http_get(http, "/healthz").is_none(), "HTTP is closed after run returns");
 }
+
+#[test]
+fn a_disabled_key_ends_a_live_srt_publish() {
+    let _s = serial();
+    let origin = Origin::start(&[]);
+    let key = origin.create("viasrt");
+    let mut ffmpeg = ffmpeg_publish(&format!("srt://{}?streamid={key}", origin.srt), "mpegts", 120, H264);
+    let playlists = origin.media_playlists("viasrt", Duration::from_secs(20));
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "PATCH",
+            "-H",
+            &format!("Authorization: Bearer {ADMIN_TOKEN}"),
+        ])
+        .args(["-H", "content-type: application/json", "-d", r#"{"enabled":false}"#])
+        .arg(format!("http://{}/admin/streams/viasrt", origin.router))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let revoked = Instant::now();
+    wait_until("EXT-X-ENDLIST after disabling", Duration::from_secs(8), || {
+        playlists.iter().all(|p| ended(p))
+    });
+    let took = revoked.elapsed();
+    println!("SRT: EXT-X-ENDLIST {:.1} s after disabling", took.as_secs_f64());
+    wait_until("the SRT publisher to be dropped", Duration::from_secs(15), || {
+        !ffmpeg.is_running()
+    });
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    // The listener is back for the next caller.
+    let other = origin.create("next");
+    let _next = ffmpeg_publish(&format!("srt://{}?streamid={other}", origin.srt), "mpegts", 30, H264);
+    origin.media_playlists("next", Duration::from_secs(20));
+}
