@@ -22,7 +22,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 struct Origin {
     _redis: Redis,
-    _router_process: Process,
+    router_process: Process,
     router: SocketAddr,
     process: Process,
     rtmp: SocketAddr,
@@ -72,7 +72,7 @@ impl Origin {
         });
         Origin {
             _redis: redis,
-            _router_process: router_process,
+            router_process,
             router,
             process,
             rtmp,
@@ -381,4 +381,41 @@ fn a_disabled_key_ends_a_live_srt_publish() {
     let other = origin.create("next");
     let _next = ffmpeg_publish(&format!("srt://{}?streamid={other}", origin.srt), "mpegts", 30, H264);
     origin.media_playlists("next", Duration::from_secs(20));
+}
+
+#[test]
+fn a_router_outage_is_ridden_out_for_the_claim_grace_then_ends_the_publish() {
+    let _s = serial();
+    let mut origin = Origin::start(&["--claim-grace", "6s"]);
+    let key = origin.create("golive");
+    let _ffmpeg = publish(origin.rtmp, &key, 120);
+    let playlists = origin.media_playlists("golive", Duration::from_secs(20));
+    origin.router_process.stop();
+    let down = Instant::now();
+    wait_until("a failed renewal", Duration::from_secs(6), || {
+        origin.process.log().contains("claim renewal failed; publishing on")
+    });
+    assert!(
+        playlists.iter().all(|p| !ended(p)),
+        "a failed renewal does not end the publish"
+    );
+    wait_until(
+        "EXT-X-ENDLIST once the grace has passed",
+        Duration::from_secs(15),
+        || playlists.iter().all(|p| ended(p)),
+    );
+    let took = down.elapsed();
+    println!(
+        "router down: publish ended {:.1} s later (grace 6 s)",
+        took.as_secs_f64()
+    );
+    // The last confirmed renewal was at most 2 s before the outage.
+    assert!(took >= Duration::from_secs(4), "ended after {took:?}, inside the grace");
+    assert!(
+        origin
+            .metrics()
+            .contains(r#"origin_publishers_refused_total{reason="router_unavailable"} 1"#),
+        "{}",
+        origin.metrics()
+    );
 }
