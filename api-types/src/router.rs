@@ -74,6 +74,35 @@ pub struct AuthorizeRequest {
     pub key: String,
     /// The id of the origin asking.
     pub origin: String,
+    /// The publish session the origin will open: with `origin`, the holder
+    /// of the stream's claim (one origin at a time per stream).
+    pub session: String,
+}
+
+/// `PUT /claims/{name}`: an origin renews its claim on a live stream with
+/// the key the publisher gave it, every few seconds while it publishes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRenewal {
+    /// The stream key the publish was authorized with.
+    pub key: String,
+    pub origin: String,
+    pub session: String,
+}
+
+/// `DELETE /claims/{name}`: an origin gives its claim back when a publish ends.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRelease {
+    pub origin: String,
+    pub session: String,
+}
+
+/// `200` answer to [`ClaimRenewal`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClaimRenewed {
+    /// How long the claim lives unless renewed again, in milliseconds.
+    pub ttl_ms: u64,
 }
 
 /// The transcoding profile an origin must apply to a stream. Ladders are

@@ -8,9 +8,11 @@
 //! - [`transcode`]: the GStreamer pipeline of one publish;
 //! - [`package`]: CMAF segments and HLS playlists on disk;
 //! - [`serve`]: HTTP with cache headers and CORS;
-//! - [`janitor`]: removal of ended streams' output;
+//! - [`janitor`]: removal of ended sessions, the `--max-disk` bound;
+//! - [`app`]: [`run`], the whole origin until its shutdown future resolves;
 //! - [`metrics`], [`settings`].
 
+pub mod app;
 pub mod ingest;
 pub mod janitor;
 pub mod metrics;
@@ -21,3 +23,5 @@ pub mod router;
 pub mod serve;
 pub mod settings;
 pub mod transcode;
+
+pub use app::{Listeners, run};

@@ -60,6 +60,21 @@ pub struct Settings {
     #[arg(long, env = "ORIGIN_RETAIN_ENDED", default_value = "60s", value_parser = humantime::parse_duration)]
     pub retain_ended: Duration,
 
+    /// Bound on the bytes under --output-dir, e.g. `20GiB` or `500MB` (off
+    /// when not set). When a sweep finds more, ended sessions are removed
+    /// before their retention, the one that ended longest ago first; if the
+    /// live sessions alone are over it, new publishes are refused (live ones
+    /// go on) until the folder is under it again.
+    #[arg(long, env = "ORIGIN_MAX_DISK", value_parser = parse_bytes)]
+    pub max_disk: Option<u64>,
+
+    /// How long a live publish goes on while the router API does not answer
+    /// its claim renewals (unreachable, 5xx). A renewal the router refuses
+    /// (key disabled, deleted or rotated; stream live on another origin) ends
+    /// the publish at once.
+    #[arg(long, env = "ORIGIN_CLAIM_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub claim_grace: Duration,
+
     /// Time limit of an authorization request to the router API.
     #[arg(long, env = "ORIGIN_ROUTER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub router_timeout: Duration,
@@ -67,6 +82,11 @@ pub struct Settings {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ORIGIN_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Parses a byte count with an optional unit (`20GiB`, `500MB`, `4096`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64())
 }
 
 impl Settings {

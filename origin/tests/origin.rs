@@ -529,6 +529,10 @@ fn help_documents_every_setting() {
             "--router",
             "ROUTER_AGENT_TOKEN",
             "--profiles",
+            "--retain-ended",
+            "--max-disk",
+            "ORIGIN_MAX_DISK",
+            "--claim-grace",
         ],
     );
 }

@@ -12,11 +12,12 @@ use utoipa::{Modify, OpenApi};
     info(title = "Dionysia router API", description = "Stream keys, ingest authorization, discovery reports and routing."),
     paths(
         admin::create, admin::list, admin::show, admin::update, admin::delete, admin::rotate_key,
-        ingest::authorize, reports::put, reports::delete, routing::show, routing::list,
+        ingest::authorize, ingest::renew, ingest::release, reports::put, reports::delete, routing::show, routing::list,
         health::healthz, health::readyz,
     ),
     components(schemas(
         ErrorBody, CreateStream, UpdateStream, StreamCreated, StreamInfo, AuthorizeRequest, AuthorizeResponse,
+        ClaimRenewal, ClaimRelease, ClaimRenewed,
         ProfileRef, Rendition, OriginReport, ReportAccepted, RouteOrigin, Route,
     )),
     modifiers(&BearerSchemes),

@@ -10,7 +10,15 @@
 //! | `streams` | set | every stream name |
 //! | `routes:{name}` | hash, TTL | origin id -> JSON [`StoredReport`]; the key's TTL is refreshed by every report |
 //! | `live` | sorted set | stream name, scored by the latest report expiry (ms) |
+//! | `claim:{name}` | string, TTL | `"{origin} {session}"`: the one origin allowed to publish the stream now |
 //!
+//! A claim is taken by `POST /authorize`, renewed by the publishing origin
+//! every few seconds (`PUT /claims/{name}`, with the key it was given) and
+//! lives [`CLAIM_TTL`] unless renewed, so an origin that dies frees its
+//! streams within that time. Disabling, deleting or rotating a stream's key
+//! drops its claim and its routes ([`Store::revoke`]): the next renewal is
+//! refused and the origin ends the publish. The claim scripts get every key
+//! they touch through `KEYS`.
 //! A report is live while `expires_at_ms` inside it is in the future. Redis
 //! 7.0 has no per-field TTL, so the hash's own TTL only bounds how long a dead
 //! stream's data lingers; the timestamp decides liveness, and expired fields
@@ -44,6 +52,23 @@ impl From<redis::RedisError> for StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How long a claim lives without renewal. Origins renew every 2 s, so a
+/// claim survives two lost renewals; a dead origin frees its streams this
+/// fast (a publisher moving to another origin waits at most that long).
+pub const CLAIM_TTL: Duration = Duration::from_secs(6);
+
+/// Outcome of taking or renewing a stream's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This origin holds the claim for [`CLAIM_TTL`].
+    Held,
+    /// Another origin holds it (its id).
+    HeldBy(String),
+    /// The key no longer maps to the stream, or the stream is disabled or
+    /// gone (renewals only).
+    Revoked,
+}
 
 /// A stream as stored (the key itself is never stored).
 #[derive(Debug, Clone)]
@@ -132,6 +157,10 @@ struct Scripts {
     rotate_key: Script,
     update_stream: Script,
     delete_report: Script,
+    take_claim: Script,
+    renew_claim: Script,
+    release_claim: Script,
+    revoke: Script,
 }
 
 impl Store {
@@ -276,6 +305,9 @@ impl Store {
                     .await
             })
             .await?;
+        if deleted == 1 {
+            self.revoke(name).await?;
+        }
         Ok(deleted == 1)
     }
 
@@ -295,6 +327,9 @@ impl Store {
                     .await
             })
             .await?;
+        if rotated == 1 {
+            self.revoke(name).await?;
+        }
         Ok(rotated == 1)
     }
 
@@ -328,6 +363,9 @@ impl Store {
             if updated == 0 {
                 return Ok(None);
             }
+            if enabled == Some(false) {
+                self.revoke(name).await?;
+            }
         }
         self.get_stream(name).await
     }
@@ -340,6 +378,102 @@ impl Store {
             Some(n) => self.get_stream(&n).await,
             None => Ok(None),
         }
+    }
+
+    // ----- claims: one origin per live stream ----------------------------
+
+    /// Takes `name`'s claim for (`origin`, `session`) unless another origin
+    /// holds it. The same origin may take it over (a restarted origin, or a
+    /// publish that replaced its predecessor there).
+    pub async fn take_claim(&self, name: &str, origin: &str, session: &str) -> Result<Claim> {
+        let k = self.key(&["claim", name]);
+        let ttl = CLAIM_TTL.as_millis() as u64;
+        let answer: String = self
+            .run(|mut c| async move {
+                self.scripts
+                    .take_claim
+                    .key(k)
+                    .arg(origin)
+                    .arg(session)
+                    .arg(ttl)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(claim_answer(answer))
+    }
+
+    /// Renews `name`'s claim if the key hashing to `key_hash` still maps to
+    /// `name`, the stream is enabled, and no other origin holds the claim
+    /// (an expired claim is taken again).
+    pub async fn renew_claim(&self, name: &str, key_hash: &str, origin: &str, session: &str) -> Result<Claim> {
+        let (k_key, k_stream, k_claim) = (
+            self.key(&["key", key_hash]),
+            self.key(&["stream", name]),
+            self.key(&["claim", name]),
+        );
+        let ttl = CLAIM_TTL.as_millis() as u64;
+        let answer: String = self
+            .run(|mut c| async move {
+                self.scripts
+                    .renew_claim
+                    .key(k_key)
+                    .key(k_stream)
+                    .key(k_claim)
+                    .arg(name)
+                    .arg(origin)
+                    .arg(session)
+                    .arg(ttl)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(claim_answer(answer))
+    }
+
+    /// Drops `name`'s claim if (`origin`, `session`) holds it; `false` if not.
+    pub async fn release_claim(&self, name: &str, origin: &str, session: &str) -> Result<bool> {
+        let k = self.key(&["claim", name]);
+        let released: i64 = self
+            .run(|mut c| async move {
+                self.scripts
+                    .release_claim
+                    .key(k)
+                    .arg(format!("{origin} {session}"))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// The origin holding `name`'s claim, if any.
+    pub async fn claim_holder(&self, name: &str) -> Result<Option<String>> {
+        let k = self.key(&["claim", name]);
+        let v: Option<String> = self.run(|mut c| async move { c.get(k).await }).await?;
+        Ok(v.and_then(|v| v.split(' ').next().map(str::to_string)))
+    }
+
+    /// Ends what a revoked stream holds: its claim and its routes, so edges
+    /// stop sending viewers to it while its origin ends the publish.
+    async fn revoke(&self, name: &str) -> Result<()> {
+        let (k_routes, k_live, k_claim) = (
+            self.key(&["routes", name]),
+            self.key(&["live"]),
+            self.key(&["claim", name]),
+        );
+        self.run(|mut c| async move {
+            self.scripts
+                .revoke
+                .key(k_routes)
+                .key(k_live)
+                .key(k_claim)
+                .arg(name)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await?;
+        Ok(())
     }
 
     // ----- discovery reports and routes ------------------------------------
@@ -475,6 +609,15 @@ impl Store {
     }
 }
 
+/// Reads a claim script's answer: `ok`, `revoked`, or the holder's origin.
+fn claim_answer(answer: String) -> Claim {
+    match answer.as_str() {
+        "ok" => Claim::Held,
+        "revoked" => Claim::Revoked,
+        _ => Claim::HeldBy(answer),
+    }
+}
+
 fn parse_stream(name: &str, mut h: HashMap<String, String>) -> Result<Option<StreamRecord>> {
     if h.is_empty() {
         return Ok(None);
@@ -540,6 +683,44 @@ impl Scripts {
                 local n = redis.call('HDEL', KEYS[1], ARGV[1])
                 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
                 return n",
+            ),
+            // KEYS: claim. ARGV: origin, session, ttl ms. The value is
+            // 'origin session'; origin ids have no spaces.
+            take_claim: Script::new(
+                r"
+                local v = redis.call('GET', KEYS[1])
+                if v then
+                    local holder = string.match(v, '^(%S+)')
+                    if holder ~= ARGV[1] then return holder end
+                end
+                redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+                return 'ok'",
+            ),
+            // KEYS: key index, stream hash, claim. ARGV: name, origin, session, ttl ms.
+            renew_claim: Script::new(
+                r"
+                if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'revoked' end
+                if redis.call('HGET', KEYS[2], 'enabled') ~= '1' then return 'revoked' end
+                local v = redis.call('GET', KEYS[3])
+                if v then
+                    local holder = string.match(v, '^(%S+)')
+                    if holder ~= ARGV[2] then return holder end
+                end
+                redis.call('SET', KEYS[3], ARGV[2] .. ' ' .. ARGV[3], 'PX', ARGV[4])
+                return 'ok'",
+            ),
+            // KEYS: claim. ARGV: 'origin session'.
+            release_claim: Script::new(
+                r"
+                if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+                return 0",
+            ),
+            // KEYS: routes hash, live zset, claim. ARGV: name.
+            revoke: Script::new(
+                r"
+                redis.call('DEL', KEYS[1], KEYS[3])
+                redis.call('ZREM', KEYS[2], ARGV[1])
+                return 1",
             ),
         }
     }

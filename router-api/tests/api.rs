@@ -83,7 +83,7 @@ async fn stream_management_happy_path() {
     assert_ne!(new_key, key);
     let auth = |k: String| {
         h.agent(Method::POST, "/authorize")
-            .json(&json!({"key": k, "origin": "origin-a"}))
+            .json(&json!({"key": k, "origin": "origin-a", "session": "s1"}))
             .send()
     };
     assert_error(auth(key.clone()).await.unwrap(), 403).await;
@@ -135,7 +135,7 @@ async fn authorize_answers_name_and_profile_or_403() {
     let key = h.create_stream("golive").await;
     let auth = |body: Value| h.agent(Method::POST, "/authorize").json(&body).send();
 
-    let ok: Value = auth(json!({"key": key, "origin": "origin-a"}))
+    let ok: Value = auth(json!({"key": key, "origin": "origin-a", "session": "s1"}))
         .await
         .unwrap()
         .json()
@@ -147,7 +147,13 @@ async fn authorize_answers_name_and_profile_or_403() {
     let mut near = key.clone();
     near.replace_range(0..1, if key.starts_with('0') { "1" } else { "0" });
     for bad in ["nope".to_string(), String::new(), "k".repeat(10_000), near] {
-        let msg = assert_error(auth(json!({"key": bad, "origin": "origin-a"})).await.unwrap(), 403).await;
+        let msg = assert_error(
+            auth(json!({"key": bad, "origin": "origin-a", "session": "s1"}))
+                .await
+                .unwrap(),
+            403,
+        )
+        .await;
         assert_eq!(msg, "stream key refused");
     }
 
@@ -159,13 +165,19 @@ async fn authorize_answers_name_and_profile_or_403() {
         .await
         .unwrap();
     assert_eq!(patched.status(), 200);
-    assert_error(auth(json!({"key": key, "origin": "origin-a"})).await.unwrap(), 403).await;
+    assert_error(
+        auth(json!({"key": key, "origin": "origin-a", "session": "s1"}))
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
     h.admin(Method::PATCH, "/admin/streams/golive")
         .json(&json!({"enabled": true, "profile": "hd"}))
         .send()
         .await
         .unwrap();
-    let ok: Value = auth(json!({"key": key, "origin": "origin-a"}))
+    let ok: Value = auth(json!({"key": key, "origin": "origin-a", "session": "s1"}))
         .await
         .unwrap()
         .json()
@@ -176,7 +188,7 @@ async fn authorize_answers_name_and_profile_or_403() {
     // The agent token is required; the admin token is not a substitute.
     let no_token = h
         .req(Method::POST, "/authorize")
-        .json(&json!({"key": key, "origin": "o"}))
+        .json(&json!({"key": key, "origin": "o", "session": "s1"}))
         .send()
         .await
         .unwrap();
@@ -184,13 +196,142 @@ async fn authorize_answers_name_and_profile_or_403() {
     assert_error(no_token, 401).await;
     let admin_token = h
         .admin(Method::POST, "/authorize")
-        .json(&json!({"key": key, "origin": "o"}))
+        .json(&json!({"key": key, "origin": "o", "session": "s1"}))
         .send()
         .await
         .unwrap();
     assert_error(admin_token, 401).await;
     // A bad origin id is the caller's mistake: 400.
-    assert_error(auth(json!({"key": key, "origin": "../x"})).await.unwrap(), 400).await;
+    assert_error(
+        auth(json!({"key": key, "origin": "../x", "session": "s1"}))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn claims_keep_a_stream_on_one_origin_and_revocation_ends_them() {
+    let h = Harness::start();
+    let key = h.create_stream("golive").await;
+    let auth = |origin: &str, session: &str| {
+        h.agent(Method::POST, "/authorize")
+            .json(&json!({"key": key, "origin": origin, "session": session}))
+            .send()
+    };
+    let renew = |k: &str, origin: &str, session: &str| {
+        h.agent(Method::PUT, "/claims/golive")
+            .json(&json!({"key": k, "origin": origin, "session": session}))
+            .send()
+    };
+    let release = |origin: &str, session: &str| {
+        h.agent(Method::DELETE, "/claims/golive")
+            .json(&json!({"origin": origin, "session": session}))
+            .send()
+    };
+
+    // origin-a takes the claim; origin-b is refused while a holds it.
+    assert_eq!(auth("origin-a", "s1").await.unwrap().status(), 200);
+    assert_eq!(h.redis.cli(&["GET", "dionysia:claim:golive"]).trim(), "origin-a s1");
+    let ttl: i64 = h.redis.cli(&["PTTL", "dionysia:claim:golive"]).trim().parse().unwrap();
+    assert!((1..=6000).contains(&ttl), "the claim expires: {ttl}");
+    let msg = assert_error(auth("origin-b", "s2").await.unwrap(), 409).await;
+    assert!(msg.contains("another origin"), "{msg}");
+    let msg = assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 409).await;
+    assert!(msg.contains("another origin"), "{msg}");
+    // The holder renews; the same origin may take over (a restart).
+    let renewed: Value = renew(&key, "origin-a", "s1").await.unwrap().json().await.unwrap();
+    assert_eq!(renewed, json!({"ttl_ms": 6000}));
+    assert_eq!(auth("origin-a", "s3").await.unwrap().status(), 200);
+    // A release by someone who does not hold it changes nothing.
+    assert_eq!(release("origin-b", "s2").await.unwrap().status(), 204);
+    assert_error(auth("origin-b", "s2").await.unwrap(), 409).await;
+    // Released: free at once for another origin.
+    assert_eq!(release("origin-a", "s3").await.unwrap().status(), 204);
+    assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
+    assert_eq!(auth("origin-b", "s2").await.unwrap().status(), 200);
+    // An expired claim is taken again by a renewal.
+    h.redis.cli(&["DEL", "dionysia:claim:golive"]);
+    assert_eq!(renew(&key, "origin-b", "s2").await.unwrap().status(), 200);
+
+    // Revocation: a wrong key, a disabled stream, a rotated key, a deleted
+    // stream all refuse the renewal with 403 and drop claim and routes.
+    assert_error(renew("not-the-key", "origin-b", "s2").await.unwrap(), 403).await;
+    assert_eq!(
+        h.report("origin-b", "golive", "127.0.0.1:8080", "s2").await.status(),
+        200
+    );
+    assert_eq!(
+        h.req(Method::GET, "/streams/golive").send().await.unwrap().status(),
+        200
+    );
+    h.admin(Method::PATCH, "/admin/streams/golive")
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 403).await;
+    assert_error(h.req(Method::GET, "/streams/golive").send().await.unwrap(), 404).await;
+    assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
+    h.admin(Method::PATCH, "/admin/streams/golive")
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renew(&key, "origin-b", "s2").await.unwrap().status(), 200);
+    let rotated: Value = h
+        .admin(Method::POST, "/admin/streams/golive/key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 403).await;
+    assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
+    assert_eq!(renew(&new_key, "origin-b", "s2").await.unwrap().status(), 200);
+    assert_eq!(
+        h.report("origin-b", "golive", "127.0.0.1:8080", "s2").await.status(),
+        200
+    );
+    assert_eq!(
+        h.admin(Method::DELETE, "/admin/streams/golive")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_error(renew(&new_key, "origin-b", "s2").await.unwrap(), 403).await;
+    assert_error(h.req(Method::GET, "/streams/golive").send().await.unwrap(), 404).await;
+    assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
+
+    // Bad names and sessions are the caller's mistake; the token is required.
+    let bad = h
+        .agent(Method::PUT, "/claims/Not_A_Name")
+        .json(&json!({"key": new_key, "origin": "origin-b", "session": "s2"}))
+        .send();
+    assert_error(bad.await.unwrap(), 400).await;
+    assert_error(
+        h.agent(Method::PUT, "/claims/golive")
+            .json(&json!({"key": new_key, "origin": "origin-b", "session": "../x"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_error(
+        h.req(Method::DELETE, "/claims/golive")
+            .json(&json!({"origin": "origin-b", "session": "s2"}))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -574,7 +715,7 @@ async fn redis_outage_gives_503_and_recovers() {
     }
     let auth = h
         .agent(Method::POST, "/authorize")
-        .json(&json!({"key": key, "origin": "origin-a"}))
+        .json(&json!({"key": key, "origin": "origin-a", "session": "s1"}))
         .send();
     assert_error(auth.await.unwrap(), 503).await;
     assert_eq!(h.req(Method::GET, "/healthz").send().await.unwrap().status(), 200);
@@ -640,6 +781,7 @@ async fn openapi_and_metrics() {
         "/admin/streams/{name}",
         "/admin/streams/{name}/key",
         "/authorize",
+        "/claims/{name}",
         "/origins/{origin}/streams/{name}",
         "/streams",
         "/streams/{name}",

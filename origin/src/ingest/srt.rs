@@ -8,6 +8,10 @@
 //! to the same [`Publish`] path as RTMP. One publisher at a time per listen
 //! port: a caller arriving while another publishes is refused (run more
 //! ports, or use RTMP, for many simultaneous SRT publishers).
+//!
+//! The listener thread watches the origin's shutdown token and the publish's
+//! stop token (a revoked key, a lost claim): either closes the connection and
+//! ends the publish with EXT-X-ENDLIST; on shutdown the thread then returns.
 
 use crate::publish::{OriginContext, Publish};
 use crate::transcode::Container;
@@ -29,25 +33,36 @@ pub fn key_from_streamid(streamid: &str) -> Option<&str> {
     (!key.is_empty()).then_some(key)
 }
 
+/// How often the listener thread looks at the shutdown and stop tokens.
+const POLL: Duration = Duration::from_millis(200);
+
 /// Starts the listener on a thread of its own; it rebuilds its receiving
-/// pipeline after each publisher leaves.
-pub fn start(addr: SocketAddr, ctx: Arc<OriginContext>) -> anyhow::Result<()> {
+/// pipeline after each publisher leaves, until the origin shuts down (the
+/// returned thread ends then, its publish ended).
+pub fn start(addr: SocketAddr, ctx: Arc<OriginContext>) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let handle = tokio::runtime::Handle::current();
     // Fail now, not later, if the element is missing.
     anyhow::ensure!(
         gst::ElementFactory::find("srtsrc").is_some(),
         "GStreamer element srtsrc is missing"
     );
-    std::thread::Builder::new().name("srt-listener".into()).spawn(move || {
-        loop {
+    let thread = std::thread::Builder::new().name("srt-listener".into()).spawn(move || {
+        while !ctx.shutdown.is_cancelled() {
             if let Err(e) = listen_once(addr, &ctx, &handle) {
                 tracing::error!(%addr, error = %e, "SRT listener failed; restarting");
-                std::thread::sleep(Duration::from_secs(1));
+                // A back-off before the restart, cut short by shutdown.
+                for _ in 0..5 {
+                    if ctx.shutdown.is_cancelled() {
+                        break;
+                    }
+                    std::thread::sleep(POLL);
+                }
             }
         }
+        tracing::info!(%addr, "SRT listener stopped");
     })?;
     tracing::info!(%addr, "SRT listener running");
-    Ok(())
+    Ok(thread)
 }
 
 /// Serves one publisher: from listening to its departure.
@@ -106,11 +121,16 @@ fn listen_once(addr: SocketAddr, ctx: &Arc<OriginContext>, rt: &tokio::runtime::
                     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                     let slot = publish.lock().expect("publish lock");
-                    if let Some(p) = slot.as_ref()
-                        && let Err(e) = p.push(map.as_slice())
-                    {
-                        tracing::warn!(stream = p.stream(), "SRT publisher dropped: {e}");
-                        return Err(gst::FlowError::Error);
+                    if let Some(p) = slot.as_ref() {
+                        match p.push(map.as_slice()) {
+                            Ok(()) => {}
+                            // Ended by its lifecycle: the listener loop closes it.
+                            Err(crate::publish::PublishError::Stopped) => return Err(gst::FlowError::Eos),
+                            Err(e) => {
+                                tracing::warn!(stream = p.stream(), "SRT publisher dropped: {e}");
+                                return Err(gst::FlowError::Error);
+                            }
+                        }
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -130,10 +150,19 @@ fn listen_once(addr: SocketAddr, ctx: &Arc<OriginContext>, rt: &tokio::runtime::
 
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().ok_or_else(|| anyhow::anyhow!("pipeline has no bus"))?;
-    // Until the publisher leaves (EOS) or the connection fails (error).
+    // Until the publisher leaves (EOS), the connection fails (error), the
+    // publish is stopped (revoked key, lost claim) or the origin shuts down.
     let outcome = loop {
+        let stopped = publish
+            .lock()
+            .expect("publish lock")
+            .as_ref()
+            .is_some_and(|p| p.is_stopped());
+        if stopped || ctx.shutdown.is_cancelled() {
+            break Ok(());
+        }
         let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(1),
+            gst::ClockTime::from_mseconds(POLL.as_millis() as u64),
             &[gst::MessageType::Eos, gst::MessageType::Error],
         ) else {
             continue;
@@ -144,8 +173,11 @@ fn listen_once(addr: SocketAddr, ctx: &Arc<OriginContext>, rt: &tokio::runtime::
         };
     };
     let _ = pipeline.set_state(gst::State::Null);
-    if let Some(p) = publish.lock().expect("publish lock").take() {
-        rt.spawn(p.end());
+    let ended = publish.lock().expect("publish lock").take();
+    if let Some(p) = ended {
+        // This is not a runtime thread: wait for EXT-X-ENDLIST here, so the
+        // next listener starts after this publish has ended.
+        rt.block_on(p.end());
     }
     outcome
 }

@@ -197,10 +197,21 @@ impl SessionWriter {
             return Ok(());
         };
         let Some(p) = r.pending.take() else { return Ok(()) };
+        // A segment the playlist would refuse (longer than the target
+        // duration) is dropped before anything is written: its sequence
+        // number, and so its URI, then goes to the next segment, and no URI
+        // is ever written twice with other bytes.
+        if p.duration.as_secs_f64().round() as u64 > r.playlist.target_duration() {
+            let e = PlaylistError::TooLong(p.duration, r.playlist.target_duration());
+            tracing::error!(stream = %self.stream, rendition = name, error = %e, "segment dropped");
+            return Ok(());
+        }
         let zero = *r.zero_pts.get_or_insert(p.pts);
         let seq = r.playlist.next_sequence();
         let uri = format!("{seq}.m4s");
-        std::fs::write(r.dir.join(&uri), &p.data)?;
+        // Complete before it has a name: a reader polling ahead sees 404,
+        // then the whole segment, never a short one.
+        write_atomic(&r.dir.join(&uri), &p.data)?;
         let segment = Segment {
             sequence: seq,
             uri,
@@ -443,6 +454,35 @@ mod tests {
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
         assert_eq!(w.written_media(), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn an_over_long_segment_is_dropped_before_its_uri_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let w = writer(d.path(), "s1");
+        w.add_rendition("audio", Kind::Audio { nominal_bps: None }).unwrap();
+        w.push_buffer("audio", buf(b"INIT", true, true, false, 0)).unwrap();
+        let dir = d.path().join("golive/s1/audio");
+        // 10 s against a 2 s target: refused by the playlist, so not written.
+        let long = MuxBuffer {
+            duration: Some(Duration::from_secs(10)),
+            ..buf(b"long", true, false, false, 0)
+        };
+        w.push_buffer("audio", long).unwrap();
+        w.push_buffer("audio", buf(b"data", false, false, true, 0)).unwrap();
+        assert!(!dir.join("0.m4s").exists(), "a refused segment never gets a URI");
+        // The next segment takes the number, written once, with its own bytes.
+        w.push_buffer("audio", buf(b"moof", true, false, false, 10)).unwrap();
+        w.push_buffer("audio", buf(b"mdat", false, false, true, 10)).unwrap();
+        assert_eq!(std::fs::read(dir.join("0.m4s")).unwrap(), b"moofmdat");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with('.')),
+            "no temporary left: {names:?}"
+        );
     }
 
     #[test]

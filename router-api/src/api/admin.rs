@@ -84,7 +84,8 @@ pub async fn show(
     Ok(Json(info(rec, routes)))
 }
 
-/// Enable/disable a stream or change its profile.
+/// Enable/disable a stream or change its profile. Disabling ends a live
+/// publish within a few seconds.
 #[utoipa::path(patch, path = "/admin/streams/{name}", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path)), request_body = UpdateStream,
     responses((status = 200, body = StreamInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -109,8 +110,8 @@ pub async fn update(
     Ok(Json(info(rec, routes)))
 }
 
-/// Delete a stream and its key. Publishers already live are not cut off by
-/// this call; their origin's next authorization check refuses them.
+/// Delete a stream and its key. A live publish ends within a few seconds
+/// (its origin's next claim renewal is refused) and its routes go at once.
 #[utoipa::path(delete, path = "/admin/streams/{name}", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path)),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -128,7 +129,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Replace a stream's key; the old key stops working at once.
+/// Replace a stream's key; the old key stops working at once, and a publish
+/// live with it ends within a few seconds.
 #[utoipa::path(post, path = "/admin/streams/{name}/key", tag = "admin", security(("admin" = [])),
     params(("name" = String, Path)),
     responses((status = 200, body = StreamCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/streams/{name}/key", post(admin::rotate_key))
         .route("/authorize", post(ingest::authorize))
+        .route("/claims/{name}", put(ingest::renew).delete(ingest::release))
         .route(
             "/origins/{origin}/streams/{name}",
             put(reports::put).delete(reports::delete),
