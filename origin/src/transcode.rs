@@ -31,7 +31,7 @@ mod cuts;
 
 use crate::package::session::{Kind, MuxBuffer, SessionWriter};
 use crate::profiles::{Profile, Source};
-use cuts::Cuts;
+use cuts::{AudioCut, Cuts};
 use gst::prelude::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -350,13 +350,18 @@ fn cmaf_tail(
                                 }
                             }
                             Cut::Audio(cuts) => {
-                                if let Some(rt) = running_time(pad, buffer.pts())
-                                    && cuts.audio_frame(rt, aac_frame(pad, buffer))
-                                {
-                                    // Serialized: cmafmux takes it before this buffer.
-                                    if !pad.send_event(split_now()) {
-                                        tracing::warn!("the audio muxer refused a split");
+                                let Some(rt) = running_time(pad, buffer.pts()) else {
+                                    return gst::PadProbeReturn::Ok;
+                                };
+                                match cuts.audio_frame(rt, aac_frame(pad, buffer)) {
+                                    AudioCut::Keep => {}
+                                    AudioCut::Split => {
+                                        // Serialized: cmafmux takes it before this buffer.
+                                        if !pad.send_event(split_now()) {
+                                            tracing::warn!("the audio muxer refused a split");
+                                        }
                                     }
+                                    AudioCut::BeforeVideo => return gst::PadProbeReturn::Drop,
                                 }
                             }
                         }

@@ -11,7 +11,10 @@
 //! The audio `cmafmux` runs with `manual-split`: [`Cuts::audio_frame`] says
 //! whether an AAC frame must start a new fragment, which it must when its
 //! start is the nearest to a video cut (within half a frame). Cutting on
-//! frames never drops or restamps a sample. Audio usually reaches its muxer
+//! frames never drops or restamps a sample; only audio before video's first
+//! frame (nearer to an earlier time than to it: the source encoder's priming
+//! frame, typically) is left out, so segment 0 starts with video in every
+//! rendition. Audio usually reaches its muxer
 //! before the video of the same instant (video encoding is slower), so an
 //! audio frame near a possible cut waits until video has decided; the wait
 //! is bounded, and without video (none, failed, or stalled beyond
@@ -63,6 +66,18 @@ impl State {
         }
         self.candidate.or(self.watermark)
     }
+}
+
+/// What the audio muxer does with an AAC frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCut {
+    /// Into the open segment.
+    Keep,
+    /// First frame of a new segment (a split-now event before it).
+    Split,
+    /// Before video's first frame, nearer to it than to the first cut: left
+    /// out, so segment 0 starts with video too.
+    BeforeVideo,
 }
 
 /// The cut points of one publish (see the module doc).
@@ -130,15 +145,20 @@ impl Cuts {
     }
 
     /// An AAC frame entering the audio muxer, starting at running time `rt`
-    /// and lasting `frame`: whether a new fragment must start with it.
-    /// May wait (up to [`VIDEO_WAIT`]) for video to decide.
-    pub fn audio_frame(&self, rt: Duration, frame: Duration) -> bool {
+    /// and lasting `frame`: what to do with it. May wait (up to
+    /// [`VIDEO_WAIT`]) for video to decide.
+    pub fn audio_frame(&self, rt: Duration, frame: Duration) -> AudioCut {
         let horizon = rt + frame / 2;
         let mut st = self.state.lock().expect("cuts lock");
         let mut deadline = None;
         loop {
             if st.video_absent {
                 return self.own_grid(&mut st, rt, horizon);
+            }
+            if st.consumed == 0 && st.audio_start.is_none() && st.pending.front().is_some_and(|c0| horizon < *c0) {
+                // Nearer to a time before video's first frame than to it:
+                // no segment covers it (typically the encoder's priming frame).
+                return AudioCut::BeforeVideo;
             }
             if st.pending.front().is_some_and(|c| *c <= horizon) {
                 let split = st.consumed > 0 && st.audio_start.is_some();
@@ -148,11 +168,11 @@ impl Cuts {
                 }
                 st.audio_start = Some(rt);
                 // Video's first cut opens segment 0, as does audio's first frame.
-                return split;
+                return if split { AudioCut::Split } else { AudioCut::Keep };
             }
             if st.decided_until().is_some_and(|d| d > horizon) {
                 st.audio_start.get_or_insert(rt);
-                return false;
+                return AudioCut::Keep;
             }
             let now = Instant::now();
             let until = *deadline.get_or_insert(now + VIDEO_WAIT);
@@ -168,18 +188,18 @@ impl Cuts {
         }
     }
 
-    /// Cuts without video: every segment duration from the first audio frame.
-    fn own_grid(&self, st: &mut State, rt: Duration, horizon: Duration) -> bool {
+    /// Cuts without video: every segment duration from the last cut.
+    fn own_grid(&self, st: &mut State, rt: Duration, horizon: Duration) -> AudioCut {
         match st.audio_start {
             None => {
                 st.audio_start = Some(rt);
-                false
+                AudioCut::Keep
             }
             Some(start) if start + self.segment <= horizon => {
                 st.audio_start = Some(rt);
-                true
+                AudioCut::Split
             }
-            Some(_) => false,
+            Some(_) => AudioCut::Keep,
         }
     }
 }
@@ -202,7 +222,7 @@ mod tests {
         let frames = secs * 48_000 / 1024;
         for i in 0..frames {
             let rt = Duration::from_nanos(i * 1024 * 1_000_000_000 / 48_000);
-            if cuts.audio_frame(rt, FRAME) {
+            if cuts.audio_frame(rt, FRAME) == AudioCut::Split {
                 splits.push((i, rt));
             }
         }
@@ -266,9 +286,21 @@ mod tests {
         assert!((splits[0].1.as_secs_f64() - 1.0).abs() <= FRAME.as_secs_f64() / 2.0);
         // Video stopped at 2 s: after the wait, audio cuts every second alone.
         let started = Instant::now();
-        assert!(cuts.audio_frame(ms(2_990), FRAME), "a segment is due");
+        assert_eq!(cuts.audio_frame(ms(2_990), FRAME), AudioCut::Split, "a segment is due");
         assert!(started.elapsed() >= VIDEO_WAIT);
-        assert!(!cuts.audio_frame(ms(3_500), FRAME));
-        assert!(cuts.audio_frame(ms(4_000), FRAME));
+        assert_eq!(cuts.audio_frame(ms(3_500), FRAME), AudioCut::Keep);
+        assert_eq!(cuts.audio_frame(ms(4_000), FRAME), AudioCut::Split);
+    }
+
+    #[test]
+    fn audio_before_video_is_left_out_then_segment_zero_starts_with_video() {
+        let cuts = Cuts::new(Duration::from_secs(1));
+        // Video starts one AAC frame after audio (the encoder's priming).
+        for f in 0..20u64 {
+            cuts.video_frame(ms(21) + ms(f * 40), f % 25 == 0);
+        }
+        assert_eq!(cuts.audio_frame(ms(0), FRAME), AudioCut::BeforeVideo);
+        assert_eq!(cuts.audio_frame(ms(21), FRAME), AudioCut::Keep);
+        assert_eq!(cuts.audio_frame(ms(43), FRAME), AudioCut::Keep);
     }
 }
