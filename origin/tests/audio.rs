@@ -188,6 +188,8 @@ struct Recorded {
     renditions: BTreeMap<String, BTreeMap<u64, Seg>>,
     /// Every playlist text seen.
     playlists: Vec<String>,
+    /// rendition -> its media timescale (the sample rate, for audio).
+    timescales: BTreeMap<String, u32>,
 }
 
 /// Polls the multivariant playlist's media playlists every 200 ms, fetching
@@ -208,7 +210,6 @@ fn record(http: SocketAddr, stream: &str, within: Duration) -> Result<Recorded, 
     uris.extend(m.alternatives.iter().filter_map(|a| a.uri.clone()));
     assert!(uris.iter().any(|u| u.contains("/audio/")), "{master}");
     let mut rec = Recorded::default();
-    let mut timescales: BTreeMap<String, u32> = BTreeMap::new();
     let mut ended = vec![false; uris.len()];
     while !ended.iter().all(|e| *e) {
         if Instant::now() >= deadline {
@@ -225,7 +226,7 @@ fn record(http: SocketAddr, stream: &str, within: Duration) -> Result<Recorded, 
             };
             let text = String::from_utf8(text).unwrap();
             let p = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
-            let timescale = *timescales.entry(name.clone()).or_insert_with(|| {
+            let timescale = *rec.timescales.entry(name.clone()).or_insert_with(|| {
                 let init = get(http, &format!("{stream}/{dir}init.mp4")).expect("init.mp4");
                 mdhd_timescale(&init)
             });
@@ -407,7 +408,7 @@ fn run(profile: &str, src: Source) -> Recorded {
     // Every source sample, no more: in time, since transcoding resamples to
     // 48 kHz (the encoder may add a frame when it flushes).
     let written: u64 = audio.values().map(|s| s.samples).sum();
-    let written_secs: f64 = audio.values().map(|s| s.duration).sum();
+    let written_secs = written as f64 * 1024.0 / f64::from(rec.timescales["audio"]);
     let source = source_audio_frames(&copy);
     let source_secs = source as f64 * 1024.0 / f64::from(src.rate);
     assert!(
