@@ -11,14 +11,27 @@
 //! ```
 //!
 //! Rungs are created when the decoder announces the source's size, so the
-//! ladder is fitted to the real source (never upscaled). Every `cmafmux`
-//! cuts fragments at the same running times and asks its encoder for a
-//! keyframe there, and every x264enc has a fixed GOP of one segment, so
+//! ladder is fitted to the real source (never upscaled). Every video
+//! `cmafmux` cuts fragments at the same running times and asks its encoder
+//! for a keyframe there, and every x264enc has a fixed GOP of one segment, so
 //! keyframes line up across renditions and players can switch at any
-//! segment.
+//! segment. The audio `cmafmux` splits by hand at the AAC frame nearest each
+//! video cut ([`cuts`]), so a media sequence number covers the same time in
+//! every rendition.
+//!
+//! The pipeline is not live: nothing in it syncs to a clock (the appsinks
+//! take buffers as they come), and a live `cmafmux` (an aggregator) ends a
+//! fragment at a clock deadline. Media timestamps start when the publisher's
+//! first tag arrives, later than the pipeline's clock, so every deadline came
+//! early and the audio muxer cut ~0.92 s fragments out of 1 s, each fragment
+//! restarting the schedule from its early end: audio segments fell behind
+//! video by ~2 % (issue 20).
+
+mod cuts;
 
 use crate::package::session::{Kind, MuxBuffer, SessionWriter};
 use crate::profiles::{Profile, Source};
+use cuts::{AudioCut, Cuts};
 use gst::prelude::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -86,6 +99,7 @@ pub struct Transcoder {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
     done: Done,
+    cuts: Arc<Cuts>,
 }
 
 /// Largest amount of input queued in the pipeline before input is dropped.
@@ -125,7 +139,8 @@ impl Transcoder {
         };
         let src = gst_app::AppSrc::builder()
             .caps(&caps)
-            .is_live(true)
+            // Not live: see the module doc.
+            .is_live(false)
             .format(gst::Format::Bytes)
             .max_bytes(MAX_QUEUED_INPUT)
             .block(false)
@@ -140,6 +155,8 @@ impl Transcoder {
 
         let weak = pipeline.downgrade();
         let profile = profile.clone();
+        let cuts = Arc::new(Cuts::new(profile.segment_duration));
+        let shared = cuts.clone();
         demux.connect_pad_added(move |demux, pad| {
             let Some(pipeline) = weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -151,10 +168,10 @@ impl Transcoder {
                         c.frame_in();
                         gst::PadProbeReturn::Ok
                     });
-                    link_video(&pipeline, pad, &profile, &writer, &counters)
+                    link_video(&pipeline, pad, &profile, &writer, &counters, &shared)
                 }
                 "audio/mpeg" if matches!(s.get::<i32>("mpegversion"), Ok(2 | 4)) => {
-                    link_audio(&pipeline, pad, &profile, &writer)
+                    link_audio(&pipeline, pad, &profile, &writer, &shared)
                 }
                 other => Err(TranscodeError::Failed(format!(
                     "unsupported codec {other}: we take H.264 video and AAC audio"
@@ -170,7 +187,12 @@ impl Transcoder {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| TranscodeError::Gst(format!("cannot start the pipeline: {e}")))?;
-        Ok(Transcoder { pipeline, src, done })
+        Ok(Transcoder {
+            pipeline,
+            src,
+            done,
+            cuts,
+        })
     }
 
     /// Feeds ingest bytes; fails once the pipeline has failed.
@@ -201,12 +223,15 @@ impl Transcoder {
         let _ = cvar
             .wait_timeout_while(guard, timeout, |o| o.is_none())
             .expect("done lock");
+        self.cuts.video_ended();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
 impl Drop for Transcoder {
     fn drop(&mut self) {
+        // An audio frame waiting for video must not hold the shutdown.
+        self.cuts.video_ended();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -238,15 +263,56 @@ fn watch_bus(pipeline: &gst::Pipeline, done: Done) {
     });
 }
 
+/// How a rendition's muxer takes part in the publish's [`Cuts`].
+enum Cut {
+    /// A video rung other than the first: its `cmafmux` cuts like the first's.
+    Follow,
+    /// The reference video rendition: its frames decide the cuts.
+    Lead(Arc<Cuts>),
+    /// Audio: `cmafmux` in manual-split mode, split at the cuts.
+    Audio(Arc<Cuts>),
+}
+
+/// Running time of a buffer at `pad`, from the pad's segment.
+fn running_time(pad: &gst::Pad, pts: Option<gst::ClockTime>) -> Option<Duration> {
+    let ev = pad.sticky_event::<gst::event::Segment>(0)?;
+    let rt = ev.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts?)?;
+    Some(Duration::from_nanos(rt.nseconds()))
+}
+
+/// cmafmux's event asking its manual-split mode to start a fragment with the
+/// next buffer.
+fn split_now() -> gst::Event {
+    gst::event::CustomDownstream::new(gst::Structure::builder("FMP4MuxSplitNow").field("chunk", false).build())
+}
+
+/// The duration of an AAC frame at `pad`: the buffer's, or 1024 samples at
+/// the caps' rate (aacparse leaves FLV's frames without a duration).
+fn aac_frame(pad: &gst::Pad, buffer: &gst::BufferRef) -> Duration {
+    if let Some(d) = buffer.duration().filter(|d| !d.is_zero()) {
+        return Duration::from_nanos(d.nseconds());
+    }
+    let rate = pad
+        .current_caps()
+        .and_then(|c| c.structure(0).and_then(|s| s.get::<i32>("rate").ok()))
+        .filter(|r| *r > 0)
+        .unwrap_or(48_000);
+    Duration::from_nanos(1024 * 1_000_000_000 / rate as u64)
+}
+
 /// The `cmafmux ! appsink` tail of a rendition, feeding `writer`.
 fn cmaf_tail(
     name: &str,
     segment: Duration,
     writer: &Arc<SessionWriter>,
     counters: Option<Arc<dyn Counters>>,
+    cut: Cut,
 ) -> Result<Vec<gst::Element>, TranscodeError> {
     let mux = make("cmafmux")?;
     mux.set_property("fragment-duration", segment.as_nanos() as u64);
+    if matches!(cut, Cut::Audio(_)) {
+        mux.set_property("manual-split", true);
+    }
     let sink_pad = mux
         .static_pad("sink")
         .ok_or_else(|| TranscodeError::Gst("cmafmux has no sink pad".into()))?;
@@ -254,8 +320,13 @@ fn cmaf_tail(
         let (writer, name) = (writer.clone(), name.to_string());
         sink_pad.add_probe(
             gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::BUFFER,
-            move |_, info| {
+            move |pad, info| {
                 match &info.data {
+                    Some(gst::PadProbeData::Event(ev)) if matches!(ev.view(), gst::EventView::Eos(_)) => {
+                        if let Cut::Lead(cuts) = &cut {
+                            cuts.video_ended();
+                        }
+                    }
                     Some(gst::PadProbeData::Event(ev)) => {
                         if let gst::EventView::Caps(c) = ev.view() {
                             let caps = c.caps();
@@ -267,9 +338,32 @@ fn cmaf_tail(
                             }
                         }
                     }
-                    Some(gst::PadProbeData::Buffer(_)) => {
+                    Some(gst::PadProbeData::Buffer(buffer)) => {
                         if let Some(c) = &counters {
                             c.frame_out(&name);
+                        }
+                        match &cut {
+                            Cut::Follow => {}
+                            Cut::Lead(cuts) => {
+                                if let Some(rt) = running_time(pad, buffer.pts()) {
+                                    cuts.video_frame(rt, !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
+                                }
+                            }
+                            Cut::Audio(cuts) => {
+                                let Some(rt) = running_time(pad, buffer.pts()) else {
+                                    return gst::PadProbeReturn::Ok;
+                                };
+                                match cuts.audio_frame(rt, aac_frame(pad, buffer)) {
+                                    AudioCut::Keep => {}
+                                    AudioCut::Split => {
+                                        // Serialized: cmafmux takes it before this buffer.
+                                        if !pad.send_event(split_now()) {
+                                            tracing::warn!("the audio muxer refused a split");
+                                        }
+                                    }
+                                    AudioCut::BeforeVideo => return gst::PadProbeReturn::Drop,
+                                }
+                            }
                         }
                     }
                     _ => {}
@@ -289,6 +383,12 @@ fn cmaf_tail(
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let flags = buffer.flags();
                 let nanos = |t: Option<gst::ClockTime>| t.map(|t| Duration::from_nanos(t.nseconds()));
+                // Running time: one timeline for every rendition (video
+                // encoders shift their timestamps, the running time stays).
+                let pts = sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>()?.to_running_time(buffer.pts()?))
+                    .or(buffer.pts());
                 writer
                     .push_buffer(
                         &name,
@@ -298,7 +398,7 @@ fn cmaf_tail(
                             discont: flags.contains(gst::BufferFlags::DISCONT),
                             delta: flags.contains(gst::BufferFlags::DELTA_UNIT),
                             marker: flags.contains(gst::BufferFlags::MARKER),
-                            pts: nanos(buffer.pts()),
+                            pts: nanos(pts),
                             duration: nanos(buffer.duration()),
                         },
                     )
@@ -340,6 +440,7 @@ fn link_video(
     profile: &Profile,
     writer: &Arc<SessionWriter>,
     counters: &Arc<dyn Counters>,
+    cuts: &Arc<Cuts>,
 ) -> Result<(), TranscodeError> {
     let segment = profile.segment_duration;
     if profile.passthrough {
@@ -356,7 +457,13 @@ fn link_video(
             .map_err(|e| TranscodeError::Failed(e.to_string()))?;
         let parse = make("h264parse")?;
         let mut chain = vec![make("queue")?, parse, avc_caps()?];
-        chain.extend(cmaf_tail(SOURCE_RENDITION, segment, writer, Some(counters.clone()))?);
+        chain.extend(cmaf_tail(
+            SOURCE_RENDITION,
+            segment,
+            writer,
+            Some(counters.clone()),
+            Cut::Lead(cuts.clone()),
+        )?);
         add_chain(pipeline, &chain)?;
         return link_pad(pad, &chain[0]);
     }
@@ -371,7 +478,7 @@ fn link_video(
         .static_pad("src")
         .ok_or_else(|| TranscodeError::Gst("decoder has no src pad".into()))?;
     let weak = pipeline.downgrade();
-    let (profile, writer, counters) = (profile.clone(), writer.clone(), counters.clone());
+    let (profile, writer, counters, cuts) = (profile.clone(), writer.clone(), counters.clone(), cuts.clone());
     dec_src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         let Some(gst::PadProbeData::Event(ev)) = &info.data else {
             return gst::PadProbeReturn::Ok;
@@ -404,7 +511,9 @@ fn link_video(
             .map(|i| i.colorimetry().to_string())
             .ok();
         if let Some(pipeline) = weak.upgrade() {
-            for rendition in profile.ladder_for(source) {
+            for (i, rendition) in profile.ladder_for(source).into_iter().enumerate() {
+                // The first rung's frames decide the cuts; the others cut alike.
+                let cut = if i == 0 { Cut::Lead(cuts.clone()) } else { Cut::Follow };
                 if let Err(e) = add_rung(
                     &pipeline,
                     &tee,
@@ -413,6 +522,7 @@ fn link_video(
                     segment,
                     &writer,
                     &counters,
+                    cut,
                 ) {
                     tracing::error!(rendition = %rendition.name, error = %e, "cannot build rung");
                 }
@@ -426,6 +536,7 @@ fn link_video(
 
 /// One rung: `queue ! videorate ! videoscale ! caps ! x264enc ! ...`.
 /// `colorimetry` is the source's, kept by the rung.
+#[allow(clippy::too_many_arguments)]
 fn add_rung(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
@@ -434,6 +545,7 @@ fn add_rung(
     segment: Duration,
     writer: &Arc<SessionWriter>,
     counters: &Arc<dyn Counters>,
+    cut: Cut,
 ) -> Result<(), TranscodeError> {
     writer
         .add_rendition(
@@ -481,7 +593,7 @@ fn add_rung(
         make("h264parse")?,
         avc_caps()?,
     ];
-    chain.extend(cmaf_tail(&r.name, segment, writer, Some(counters.clone()))?);
+    chain.extend(cmaf_tail(&r.name, segment, writer, Some(counters.clone()), cut)?);
     add_chain(pipeline, &chain)?;
     let tee_pad = tee
         .request_pad_simple("src_%u")
@@ -494,12 +606,19 @@ fn link_audio(
     pad: &gst::Pad,
     profile: &Profile,
     writer: &Arc<SessionWriter>,
+    cuts: &Arc<Cuts>,
 ) -> Result<(), TranscodeError> {
     let nominal = (!profile.passthrough).then(|| u64::from(profile.audio_bitrate_kbps) * 1000);
     writer
         .add_rendition(AUDIO_RENDITION, Kind::Audio { nominal_bps: nominal })
         .map_err(|e| TranscodeError::Failed(e.to_string()))?;
-    let mut chain = vec![make("queue")?, make("aacparse")?];
+    // Audio frames near a cut wait for video to decide it (see `cuts`): the
+    // queue holds what arrives meanwhile, so the demuxer keeps feeding video.
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", 0u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", (cuts::VIDEO_WAIT * 2).as_nanos() as u64);
+    let mut chain = vec![queue, make("aacparse")?];
     if let Some(bps) = nominal {
         let raw = make("capsfilter")?;
         raw.set_property(
@@ -519,7 +638,13 @@ fn link_audio(
             enc,
         ]);
     }
-    chain.extend(cmaf_tail(AUDIO_RENDITION, profile.segment_duration, writer, None)?);
+    chain.extend(cmaf_tail(
+        AUDIO_RENDITION,
+        profile.segment_duration,
+        writer,
+        None,
+        Cut::Audio(cuts.clone()),
+    )?);
     add_chain(pipeline, &chain)?;
     link_pad(pad, &chain[0])
 }

@@ -10,6 +10,9 @@
 //! - A segment that leaves the window is handed back to the caller, which
 //!   deletes it only after a grace period (players may still be fetching it).
 //! - Once ended (EXT-X-ENDLIST), nothing more is added.
+//! - EXTINF is printed in milliseconds at most (`1.963`, not the f32
+//!   `1.9626666`): a segment's duration is whole AAC or video frames, and
+//!   players need no more.
 
 use chrono::{DateTime, Utc};
 use m3u8_rs::{Map, MediaPlaylist as M3u8Media, MediaSegment};
@@ -48,6 +51,13 @@ impl Segment {
     pub fn duration(&self) -> Duration {
         self.parts.iter().map(|p| p.duration).sum()
     }
+}
+
+/// EXTINF's value: `d` rounded to the millisecond. m3u8-rs prints the f32 in
+/// its shortest exact form, so a value rounded here prints at most three
+/// decimals.
+fn extinf(d: Duration) -> f32 {
+    ((d.as_secs_f64() * 1000.0).round() / 1000.0) as f32
 }
 
 #[derive(Debug)]
@@ -125,7 +135,7 @@ impl MediaPlaylist {
             .enumerate()
             .map(|(i, s)| MediaSegment {
                 uri: s.uri.clone(),
-                duration: s.duration().as_secs_f32(),
+                duration: extinf(s.duration()),
                 // EXT-X-MAP once, before the first segment: it applies to all.
                 map: (i == 0).then(|| map.clone()),
                 program_date_time: Some(DateTime::<Utc>::from(s.program_date_time).fixed_offset()),
@@ -211,6 +221,35 @@ mod tests {
                 .end_list
         );
         assert_eq!(p.push(seg(5, 2.0)), Err(PlaylistError::Ended));
+    }
+
+    #[test]
+    fn extinf_has_at_most_three_decimals() {
+        let mut p = MediaPlaylist::new(Duration::from_secs(2), "init.mp4");
+        // 92 AAC frames at 48 kHz, 90 at 44.1 kHz, one frame, two video seconds.
+        for (n, d) in [
+            Duration::from_nanos(92 * 1024 * 1_000_000_000 / 48_000),
+            Duration::from_nanos(90 * 1024 * 1_000_000_000 / 44_100),
+            Duration::from_nanos(21_333_333),
+            Duration::from_secs(2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut s = seg(n as u64, 0.0);
+            s.parts = vec![Part {
+                duration: d,
+                independent: true,
+            }];
+            p.push(s).unwrap();
+        }
+        let text = p.render();
+        let extinf: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(|l| l.trim_end_matches(','))
+            .collect();
+        assert_eq!(extinf, ["1.963", "2.09", "0.021", "2"], "{text}");
     }
 
     #[test]

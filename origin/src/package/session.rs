@@ -41,6 +41,9 @@ pub struct MuxBuffer<'a> {
     pub discont: bool,
     pub delta: bool,
     pub marker: bool,
+    /// Running time of the fragment's first sample: one timeline shared by
+    /// every rendition of the session (0 is the pipeline's start), so the
+    /// same media sequence number gets the same PROGRAM-DATE-TIME in each.
     pub pts: Option<Duration>,
     pub duration: Option<Duration>,
 }
@@ -65,12 +68,6 @@ struct Rendition {
     measured_peak_bps: u64,
     bytes: u64,
     media: Duration,
-    /// PTS of this rendition's first segment, which maps to the session's
-    /// start. Per rendition, because encoders may offset their timestamps
-    /// (GStreamer video encoders shift by 1000 h to keep DTS positive); all
-    /// renditions start from the same first source frame, so the mapping
-    /// agrees across them to within a frame.
-    zero_pts: Option<Duration>,
 }
 
 struct State {
@@ -142,7 +139,6 @@ impl SessionWriter {
                 measured_peak_bps: 0,
                 bytes: 0,
                 media: Duration::ZERO,
-                zero_pts: None,
             },
         );
         Ok(())
@@ -206,7 +202,6 @@ impl SessionWriter {
             tracing::error!(stream = %self.stream, rendition = name, error = %e, "segment dropped");
             return Ok(());
         }
-        let zero = *r.zero_pts.get_or_insert(p.pts);
         let seq = r.playlist.next_sequence();
         let uri = format!("{seq}.m4s");
         // Complete before it has a name: a reader polling ahead sees 404,
@@ -215,7 +210,7 @@ impl SessionWriter {
         let segment = Segment {
             sequence: seq,
             uri,
-            program_date_time: self.started + p.pts.saturating_sub(zero),
+            program_date_time: self.started + p.pts,
             parts: vec![Part {
                 duration: p.duration,
                 independent: true,
@@ -239,7 +234,7 @@ impl SessionWriter {
         r.bytes += p.data.len() as u64;
         r.media += p.duration;
         write_atomic(&r.dir.join(PLAYLIST), r.playlist.render().as_bytes())?;
-        let end = p.pts.saturating_sub(zero) + p.duration;
+        let end = p.pts + p.duration;
         self.observer.segment_written(name, p.duration, end);
 
         if !st.multivariant_written && st.renditions.values().all(|r| r.playlist.segments().next().is_some()) {
