@@ -1,0 +1,65 @@
+//! `rtmp`: the origin's RTMP ingest codec, pure and sans-IO: bytes in,
+//! events and answer bytes out, no tokio and no GStreamer, so that its fuzz
+//! targets and tests are fast.
+//!
+//! - [`session`]: one server connection: handshake, protocol control,
+//!   acknowledgements, the publish commands of OBS and ffmpeg;
+//! - [`chunk`]: the chunk stream, reassembled with bounded buffers;
+//! - [`amf0`]: AMF0 bounded in depth and in values;
+//! - [`flv`]: media messages re-framed as FLV, and the codec check
+//!   (enhanced-RTMP FourCC headers refused by name);
+//! - [`streamid`]: the stream key inside an SRT streamid;
+//! - [`fuzzing`]: the entry points the fuzz targets and the regression
+//!   corpus test share.
+//!
+//! # Why our own stack
+//!
+//! Chosen by fuzzing the candidates with the same harness (a server session
+//! fed arbitrary bytes after a valid handshake, and the AMF0 decoder alone),
+//! with cargo-fuzz on stable (`--sanitizer none`); figures and commands in
+//! `docs/security.md`, section "Ingest: RTMP and fuzzing":
+//! - `rml_rtmp` 0.8 (the previous stack, last released 2023): its AMF0
+//!   decoder recurses without a depth limit (a nested strict array a few
+//!   hundred thousand deep overflows the stack and aborts the process), its
+//!   session panics on commands with fewer than three values, and its chunk
+//!   reader keeps growing a message buffer on interleaved chunk streams.
+//! - `scuffle-amf0` 0.2 / `scuffle-rtmp` 0.2: the AMF0 decoder also recurses
+//!   without a limit (the same abort) and allocates ECMA arrays by the count
+//!   the input claims; the session is tied to its own tokio I/O, so it cannot
+//!   be fed bytes by a fuzzer without a socket.
+//!
+//! Neither holds, so this crate implements the parts a publisher uses, with
+//! explicit limits ([`session::Limits`]): AMF0 nesting depth and value count,
+//! command length, message length, chunk size, number of chunk streams,
+//! bytes held in partial messages, pending answer bytes.
+//!
+//! # Memory bound per connection
+//!
+//! With the defaults ([`session::Limits::new`] over
+//! [`chunk::ChunkLimits::default`]), one connection holds at most:
+//! - partial messages: `max_buffered_bytes` (16 MiB) of allocated capacity,
+//!   all chunk streams together (each message at most `max_message_len`,
+//!   8 MiB), plus the messages completed by the bytes of one `feed` (at most
+//!   that much again: a message is counted until it completes);
+//! - one decoded command: at most `max_command_len` (64 KiB) of AMF0 with at
+//!   most 4096 values, nested at most 16 deep (about 100 bytes per value
+//!   decoded: under 0.5 MiB);
+//! - pending answers: `max_output_bytes` (1 MiB);
+//! - the handshake: 3 KiB; chunk stream state: under 100 bytes per chunk
+//!   stream, 16 streams.
+//!
+//! So about 2 × 16 + 1.5 = 33.5 MiB at worst with the defaults, plus the
+//! caller's read buffer; the origin sets `max_buffered_bytes` and
+//! `max_message_len` from its flags (`--rtmp-max-buffered`,
+//! `--rtmp-max-message`) and states the resulting bound in its module doc.
+
+pub mod amf0;
+pub mod chunk;
+pub mod flv;
+pub mod fuzzing;
+pub mod session;
+pub mod streamid;
+
+pub use flv::{FlvError, FlvMuxer, TagKind};
+pub use session::{Event, Limits, MediaKind, RtmpError, ServerSession};
+pub use streamid::key_from_streamid;
