@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let rtmp = tokio::net::TcpListener::bind(s.rtmp_listen)
         .await
         .with_context(|| format!("cannot listen for RTMP on {}", s.rtmp_listen))?;
-    tokio::spawn(ingest::rtmp::serve(rtmp, ctx.clone()));
+    tokio::spawn(ingest::rtmp::serve(rtmp, ctx.clone(), s.rtmp_limits.clone()));
     if let Some(addr) = s.srt_listen {
         ingest::srt::start(addr, ctx.clone()).context("cannot start the SRT listener")?;
     }
