@@ -527,3 +527,97 @@ async fn clients_that_never_read_hit_the_write_timeout() {
     stack.assert_unharmed().await;
     stack.assert_slots_back("after-readers").await;
 }
+
+/// Reads from `s` until `needle` has been seen, within 10 s.
+fn read_until(s: &mut TcpStream, needle: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = vec![];
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        if seen.windows(needle.len()).any(|w| w == needle) {
+            return;
+        }
+    }
+    panic!("never saw {:?}", String::from_utf8_lossy(needle));
+}
+
+#[tokio::test]
+async fn enhanced_rtmp_is_refused_by_name_chunk_sizes_change_and_keys_in_the_app_stay_out_of_the_log() {
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start("10s", "5s").await;
+
+    // A publish whose first video message carries an enhanced-RTMP header
+    // (IsExHeader, SequenceStart, FourCC hvc1), as OBS 30 sends for HEVC.
+    // The client first changes its chunk size, as OBS does (ffmpeg 5.1 has
+    // no option for it), then sends its commands in 64 KiB chunks.
+    let key = stack.create_stream("hevc").await;
+    let mut s = connected(2, stack.rtmp);
+    let mut input = vec![];
+    chunk::write(&mut input, 128, 2, 1, 0, 0, &65536u32.to_be_bytes());
+    let mut create = vec![];
+    for v in [string("createStream"), Value::Number(2.0), Value::Null] {
+        amf0::encode(&mut create, &v);
+    }
+    chunk::write(&mut input, 65536, 3, 20, 0, 0, &create);
+    let mut publish_cmd = vec![];
+    for v in [
+        string("publish"),
+        Value::Number(3.0),
+        Value::Null,
+        string(&key),
+        string("live"),
+    ] {
+        amf0::encode(&mut publish_cmd, &v);
+    }
+    // Padding with nulls makes the command longer than the old chunk size.
+    publish_cmd.extend_from_slice(&[5u8; 300]);
+    chunk::write(&mut input, 65536, 8, 20, 1, 0, &publish_cmd);
+    s.write_all(&input).unwrap();
+    read_until(&mut s, b"NetStream.Publish.Start");
+    let mut video = vec![];
+    chunk::write(&mut video, 128, 6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
+    s.write_all(&video).unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    wait_until("the refusal names the codec", Duration::from_secs(5), || {
+        stack
+            .log()
+            .contains("enhanced-RTMP video codec hvc1 (HEVC) is not supported")
+    });
+
+    // A stream key put in the application name never reaches the log.
+    let mut s = connect_from(3, stack.rtmp);
+    handshake(&mut s);
+    let app = Value::Object(vec![("app".into(), string(&key))]);
+    s.write_all(&command(&[string("connect"), Value::Number(1.0), app]))
+        .unwrap();
+    read_until(&mut s, b"NetConnection.Connect.Rejected");
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    wait_until("unknown application logged", Duration::from_secs(5), || {
+        stack.log().contains("unknown application (a name of")
+    });
+    assert!(!stack.log().contains(&key), "the key is in the log:\n{}", stack.log());
+
+    stack.assert_unharmed().await;
+}
+
+#[test]
+fn help_documents_the_rtmp_limits() {
+    testkit::assert_help_documents(
+        env!("CARGO_BIN_EXE_origin"),
+        &[
+            "--rtmp-max-connections",
+            "--rtmp-max-per-address",
+            "--rtmp-setup-timeout",
+            "--rtmp-idle-timeout",
+            "--rtmp-write-timeout",
+            "--rtmp-max-message",
+            "--rtmp-max-buffered",
+        ],
+    );
+}

@@ -267,13 +267,12 @@ impl ServerSession {
                 self.reader.abort(csid);
             }
             3 | 6 => {} // acknowledgement of our bytes; peer bandwidth
-            4 => {
-                // Ping request: answer with the same timestamp.
-                if m.payload.len() >= 6 && m.payload[..2] == [0, 6] {
-                    let data = m.payload[2..6].to_vec();
-                    self.user_control(7, &data);
-                }
+            // Ping request: answer with the same timestamp.
+            4 if m.payload.len() >= 6 && m.payload[..2] == [0, 6] => {
+                let data = m.payload[2..6].to_vec();
+                self.user_control(7, &data);
             }
+            4 => {} // other user control events: Set Buffer Length, ...
             5 => {
                 let w = be32(&m.payload).ok_or(RtmpError::Protocol("short Window Acknowledgement Size"))?;
                 self.peer_window = w.max(1);
@@ -334,11 +333,10 @@ impl ServerSession {
         }
         match name {
             "connect" => return Err(RtmpError::Protocol("second connect")),
-            "releaseStream" | "FCPublish" | "_checkbw" => {
-                if txn != 0.0 {
-                    self.command(0, &[s("_result"), Value::Number(txn), Value::Null, Value::Undefined]);
-                }
+            "releaseStream" | "FCPublish" | "_checkbw" if txn != 0.0 => {
+                self.command(0, &[s("_result"), Value::Number(txn), Value::Null, Value::Undefined]);
             }
+            "releaseStream" | "FCPublish" | "_checkbw" => {} // no transaction: no answer
             "createStream" => {
                 if self.next_stream > MAX_STREAMS {
                     return Err(RtmpError::Protocol("too many createStream"));
