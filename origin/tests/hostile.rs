@@ -621,3 +621,88 @@ fn help_documents_the_rtmp_limits() {
         ],
     );
 }
+
+/// `ingest::rtmp::serve` in-process: cancelling the origin's shutdown token
+/// stops accepting, ends the live publish with EXT-X-ENDLIST, and `serve`
+/// returns once its connections are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_ends_publishes_and_returns_on_shutdown() {
+    use origin::ingest::rtmp::{RtmpLimits, serve};
+    use origin::publish::OriginContext;
+    use std::sync::Arc;
+
+    let _serial = SERIAL.lock().await;
+    let redis = Redis::start();
+    let router = free_addr();
+    let _router = Process::spawn(
+        "router-api",
+        bin_path("router-api"),
+        ["--listen", &router.to_string(), "--redis", &redis.url()],
+        &[("ROUTER_ADMIN_TOKEN", ADMIN), ("ROUTER_AGENT_TOKEN", AGENT)],
+    );
+    wait_until("router-api ready", Duration::from_secs(10), || {
+        matches!(http_get(router, "/readyz"), Some((200, _)))
+    });
+    origin::transcode::init().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let profiles =
+        origin::profiles::Profiles::load(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profiles.toml")))
+            .unwrap();
+    let client = origin::router::RouterClient::new(
+        &format!("http://{router}").parse().unwrap(),
+        AGENT,
+        "origin-a",
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    let ctx = Arc::new(OriginContext::new(
+        out.path().to_path_buf(),
+        profiles,
+        client,
+        Arc::new(origin::metrics::Metrics::new()),
+        Duration::from_secs(2),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rtmp = listener.local_addr().unwrap();
+    let server = tokio::spawn(serve(listener, ctx.clone(), RtmpLimits::default()));
+
+    let v: Json = Client::new()
+        .post(format!("http://{router}/admin/streams"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "closing", "profile": "passthrough"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ffmpeg = publish(rtmp, v["key"].as_str().unwrap(), 60);
+    let media = || -> Vec<std::path::PathBuf> {
+        let Ok(sessions) = std::fs::read_dir(out.path().join("closing")) else {
+            return vec![];
+        };
+        sessions
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten())
+            .map(|r| r.path().join("index.m3u8"))
+            .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("#EXTINF")))
+            .collect()
+    };
+    wait_until("a media playlist with a segment", Duration::from_secs(20), || {
+        !media().is_empty()
+    });
+
+    ctx.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returned after shutdown")
+        .unwrap();
+    let ended = media();
+    assert!(!ended.is_empty());
+    for p in ended {
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("#EXT-X-ENDLIST"), "{}: {text}", p.display());
+    }
+    assert!(TcpStream::connect(rtmp).is_err(), "still accepting after shutdown");
+}
