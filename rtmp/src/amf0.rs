@@ -260,7 +260,12 @@ pub fn encode(out: &mut Vec<u8>, value: &Value) {
         Value::Object(members) => {
             out.push(OBJECT);
             for (k, v) in members {
-                let k = &k.as_bytes()[..k.len().min(u16::MAX as usize)];
+                // Keys are short strings: cut an over-long one at a char boundary.
+                let mut end = k.len().min(u16::MAX as usize);
+                while !k.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let k = &k.as_bytes()[..end];
                 out.extend_from_slice(&(k.len() as u16).to_be_bytes());
                 out.extend_from_slice(k);
                 encode(out, v);

@@ -16,7 +16,7 @@ pub fn small_limits() -> Limits {
     let mut l = Limits::new(ChunkLimits {
         max_message_len: 4096,
         max_chunk_size: 8192,
-        max_chunk_streams: 4,
+        max_chunk_streams: 6,
         max_buffered_bytes: 8192,
     });
     l.max_command_len = 2048;

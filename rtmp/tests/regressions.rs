@@ -39,3 +39,38 @@ fn flv_regressions() {
 fn streamid_regressions() {
     assert!(replay("streamid", rtmp::fuzzing::streamid) > 0);
 }
+
+/// The session seed is a whole ffmpeg-like publish: under the fuzzing
+/// limits it reaches connect, publish, media and unpublish, so the fuzzer
+/// starts from the deep states.
+#[test]
+fn the_publish_seed_reaches_every_state() {
+    use rtmp::{Event, ServerSession};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/session/seed-ffmpeg-publish-sequence");
+    let data = std::fs::read(path).unwrap();
+    let mut s = ServerSession::new(rtmp::fuzzing::small_limits());
+    let mut events = vec![];
+    s.feed(&rtmp::fuzzing::client_handshake(), &mut events).unwrap();
+    let mut kinds = vec![];
+    for piece in data[1..].chunks(141) {
+        s.feed(piece, &mut events).unwrap();
+        for ev in events.drain(..) {
+            kinds.push(match ev {
+                Event::Connect { .. } => {
+                    s.accept_connect().unwrap();
+                    "connect"
+                }
+                Event::Publish { .. } => {
+                    s.accept_publish().unwrap();
+                    "publish"
+                }
+                Event::Media { .. } => "media",
+                Event::Unpublish => "unpublish",
+            });
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["connect", "publish", "media", "media", "unpublish", "unpublish"]
+    );
+}
