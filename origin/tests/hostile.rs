@@ -102,7 +102,8 @@ impl Stack {
                 "--rtmp-write-timeout",
                 write,
             ],
-            &[("ROUTER_AGENT_TOKEN", AGENT)],
+            // Also checks the environment fallback of a limit.
+            &[("ROUTER_AGENT_TOKEN", AGENT), ("ORIGIN_RTMP_IDLE_TIMEOUT", "3s")],
         );
         wait_until("origin ready", Duration::from_secs(10), || {
             matches!(http_get(http, "/healthz"), Some((200, _)))
@@ -183,6 +184,12 @@ impl Stack {
         self.assert_growing("watched").await;
         let bound = self.baseline_rss + MAX_CONNECTIONS as u64 * PER_CONNECTION;
         let rss = self.rss();
+        eprintln!(
+            "origin RSS {} MiB (before the attack {} MiB, bound {} MiB)",
+            rss >> 20,
+            self.baseline_rss >> 20,
+            bound >> 20
+        );
         assert!(rss <= bound, "RSS {} MiB over the bound {} MiB", rss >> 20, bound >> 20);
         assert!(!self.log().contains("panicked"), "{}", self.log());
     }
@@ -528,6 +535,36 @@ async fn clients_that_never_read_hit_the_write_timeout() {
     stack.assert_slots_back("after-readers").await;
 }
 
+/// A publish by hand (no ffmpeg): connect, Set Chunk Size 65536, then
+/// createStream and publish in 64 KiB chunks; returns once the origin
+/// answered `NetStream.Publish.Start`.
+fn raw_publish(stack: &Stack, from: u8, key: &str) -> TcpStream {
+    let mut s = connected(from, stack.rtmp);
+    let mut input = vec![];
+    chunk::write(&mut input, 128, 2, 1, 0, 0, &65536u32.to_be_bytes());
+    let mut create = vec![];
+    for v in [string("createStream"), Value::Number(2.0), Value::Null] {
+        amf0::encode(&mut create, &v);
+    }
+    chunk::write(&mut input, 65536, 3, 20, 0, 0, &create);
+    let mut publish_cmd = vec![];
+    for v in [
+        string("publish"),
+        Value::Number(3.0),
+        Value::Null,
+        string(key),
+        string("live"),
+    ] {
+        amf0::encode(&mut publish_cmd, &v);
+    }
+    // Padding with nulls makes the command longer than the old chunk size.
+    publish_cmd.extend_from_slice(&[5u8; 300]);
+    chunk::write(&mut input, 65536, 8, 20, 1, 0, &publish_cmd);
+    s.write_all(&input).unwrap();
+    read_until(&mut s, b"NetStream.Publish.Start");
+    s
+}
+
 /// Reads from `s` until `needle` has been seen, within 10 s.
 fn read_until(s: &mut TcpStream, needle: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -557,29 +594,7 @@ async fn enhanced_rtmp_is_refused_by_name_chunk_sizes_change_and_keys_in_the_app
     // The client first changes its chunk size, as OBS does (ffmpeg 5.1 has
     // no option for it), then sends its commands in 64 KiB chunks.
     let key = stack.create_stream("hevc").await;
-    let mut s = connected(2, stack.rtmp);
-    let mut input = vec![];
-    chunk::write(&mut input, 128, 2, 1, 0, 0, &65536u32.to_be_bytes());
-    let mut create = vec![];
-    for v in [string("createStream"), Value::Number(2.0), Value::Null] {
-        amf0::encode(&mut create, &v);
-    }
-    chunk::write(&mut input, 65536, 3, 20, 0, 0, &create);
-    let mut publish_cmd = vec![];
-    for v in [
-        string("publish"),
-        Value::Number(3.0),
-        Value::Null,
-        string(&key),
-        string("live"),
-    ] {
-        amf0::encode(&mut publish_cmd, &v);
-    }
-    // Padding with nulls makes the command longer than the old chunk size.
-    publish_cmd.extend_from_slice(&[5u8; 300]);
-    chunk::write(&mut input, 65536, 8, 20, 1, 0, &publish_cmd);
-    s.write_all(&input).unwrap();
-    read_until(&mut s, b"NetStream.Publish.Start");
+    let mut s = raw_publish(&stack, 2, &key);
     let mut video = vec![];
     chunk::write(&mut video, 128, 6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
     s.write_all(&video).unwrap();
@@ -604,6 +619,32 @@ async fn enhanced_rtmp_is_refused_by_name_chunk_sizes_change_and_keys_in_the_app
     assert!(!stack.log().contains(&key), "the key is in the log:\n{}", stack.log());
 
     stack.assert_unharmed().await;
+}
+
+#[tokio::test]
+async fn silent_publishers_hit_the_idle_timeout() {
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start("10s", "5s").await;
+    let key = stack.create_stream("silent").await;
+    let mut s = raw_publish(&stack, 2, &key);
+    let published = Instant::now();
+    // ORIGIN_RTMP_IDLE_TIMEOUT=3s: cut after 3 s of silence.
+    assert!(
+        closed_within(&mut s, Duration::from_secs(8)),
+        "a silent publisher was not cut"
+    );
+    let after = published.elapsed();
+    assert!(
+        after >= Duration::from_secs(2),
+        "cut after {after:?}, before the idle timeout"
+    );
+    wait_until("idle cut logged", Duration::from_secs(5), || {
+        stack.log().contains("idle for longer than the idle timeout")
+    });
+    stack.assert_unharmed().await;
+    // Its stream name is free again.
+    let _p = publish(stack.rtmp, &key, 8);
+    stack.wait_playable("silent").await;
 }
 
 #[test]
