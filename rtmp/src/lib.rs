@@ -40,22 +40,24 @@
 //! # Memory bound per connection
 //!
 //! With the defaults ([`session::Limits::new`] over
-//! [`chunk::ChunkLimits::default`]), one connection holds at most:
+//! [`chunk::ChunkLimits::default`]), one [`ServerSession`] holds at most:
 //! - partial messages: `max_buffered_bytes` (16 MiB) of allocated capacity,
 //!   all chunk streams together (each message at most `max_message_len`,
-//!   8 MiB), plus the messages completed by the bytes of one `feed` (at most
-//!   that much again: a message is counted until it completes);
+//!   8 MiB). A message's buffer grows with the bytes that arrive, never from
+//!   the length its header claims;
+//! - the messages one `feed` completes, handed out as events: bytes that
+//!   were partial before, plus that feed's input, so partial and completed
+//!   together stay under `max_buffered_bytes` plus one read;
 //! - one decoded command: at most `max_command_len` (64 KiB) of AMF0 with at
-//!   most 4096 values, nested at most 16 deep (about 100 bytes per value
-//!   decoded: under 0.5 MiB);
+//!   most 4096 values nested at most 16 deep (under 0.5 MiB decoded);
 //! - pending answers: `max_output_bytes` (1 MiB);
-//! - the handshake: 3 KiB; chunk stream state: under 100 bytes per chunk
-//!   stream, 16 streams.
+//! - the handshake: 3 KiB; chunk stream state: under 100 bytes for each of
+//!   at most 16 chunk streams.
 //!
-//! So about 2 × 16 + 1.5 = 33.5 MiB at worst with the defaults, plus the
-//! caller's read buffer; the origin sets `max_buffered_bytes` and
-//! `max_message_len` from its flags (`--rtmp-max-buffered`,
-//! `--rtmp-max-message`) and states the resulting bound in its module doc.
+//! The origin adds the FLV copy of one message and its read buffer and
+//! states the sum (2 × `max_buffered_bytes` + 1.6 MiB) in
+//! `origin/src/ingest/rtmp.rs`; the `session` fuzz target asserts the
+//! session's share of it after every read.
 
 pub mod amf0;
 pub mod chunk;

@@ -24,12 +24,15 @@
 //!   does not read is dropped;
 //! - an idle limit while publishing (`--rtmp-idle-timeout`).
 //!
-//! Memory per connection: the codec holds at most
-//! 2 × `--rtmp-max-buffered` + 1.5 MiB (partial messages, the messages one
-//! read completes, one decoded command, pending answers: see the `rtmp`
-//! crate doc), plus this module's 64 KiB read buffer: about 33.6 MiB with
-//! the defaults (16 MiB buffered), so `--rtmp-max-connections` × that bounds
-//! the RTMP side of the origin. The publish pipeline's own queues are
+//! Memory per connection: at most 2 × `--rtmp-max-buffered` + 1.6 MiB:
+//! partial messages and the messages one read completes (together at most
+//! `--rtmp-max-buffered` plus the read), the FLV copy of one message (at
+//! most `--rtmp-max-message`, never above `--rtmp-max-buffered`), one
+//! decoded command (under 0.5 MiB), pending answers (1 MiB) and this
+//! module's 64 KiB read buffer (see the `rtmp` crate doc). About 33.6 MiB
+//! with the defaults, so `--rtmp-max-connections` × that bounds the RTMP
+//! side of the origin; `origin/tests/hostile.rs` checks the origin's RSS
+//! against it under attack. The publish pipeline's own queues are
 //! GStreamer's, outside this bound.
 //!
 //! Shutdown: [`serve`] stops accepting when `ctx.shutdown` is cancelled;
