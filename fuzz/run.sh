@@ -11,7 +11,8 @@
 # fuzz/artifacts/TARGET/ and the run goes on with the next target; copy the
 # file into fuzz/regressions/TARGET/ once fixed, where
 # `cargo test -p rtmp --test regressions` replays it (the playlist target's
-# inputs replay in its own fuzz target only: discovery is a binary crate).
+# inputs, seeds only so far, replay in its own fuzz target only: discovery
+# is a binary crate).
 # Exit status: non-zero when any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")"
