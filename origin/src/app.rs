@@ -68,7 +68,7 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
     let ctx = Arc::new(ctx);
 
     let (rtmp_addr, http_addr) = (listeners.rtmp.local_addr()?, listeners.http.local_addr()?);
-    let rtmp = tokio::spawn(ingest::rtmp::serve(listeners.rtmp, ctx.clone()));
+    let rtmp = tokio::spawn(ingest::rtmp::serve(listeners.rtmp, ctx.clone(), s.rtmp_limits.clone()));
     let srt = match s.srt_listen {
         Some(addr) => Some(ingest::srt::start(addr, ctx.clone()).context("cannot start the SRT listener")?),
         None => None,

@@ -20,18 +20,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The stream key inside an SRT streamid.
-pub fn key_from_streamid(streamid: &str) -> Option<&str> {
-    let key = match streamid.strip_prefix("#!::") {
-        Some(fields) => fields
-            .split(',')
-            .find_map(|f| f.strip_prefix("r="))?
-            .rsplit('/')
-            .next()?,
-        None => streamid,
-    };
-    (!key.is_empty()).then_some(key)
-}
+/// The stream key inside an SRT streamid (in the pure `rtmp` crate, where it
+/// is fuzzed).
+pub use rtmp::key_from_streamid;
 
 /// How often the listener thread looks at the shutdown and stop tokens.
 const POLL: Duration = Duration::from_millis(200);
@@ -180,18 +171,4 @@ fn listen_once(addr: SocketAddr, ctx: &Arc<OriginContext>, rt: &tokio::runtime::
         rt.block_on(p.end());
     }
     outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_from_streamids() {
-        assert_eq!(key_from_streamid("abc123"), Some("abc123"));
-        assert_eq!(key_from_streamid("#!::r=live/abc123,m=publish"), Some("abc123"));
-        assert_eq!(key_from_streamid("#!::m=publish,r=abc123"), Some("abc123"));
-        assert_eq!(key_from_streamid("#!::m=publish"), None);
-        assert_eq!(key_from_streamid(""), None);
-    }
 }
