@@ -55,8 +55,6 @@ async fn main() -> anyhow::Result<()> {
         origin = %s.origin_id, rtmp = %s.rtmp_listen, srt = ?s.srt_listen, http = %s.http_listen,
         output = %s.output_dir.display(), "origin running"
     );
-    axum::serve(http, serve::router(state))
-        .with_graceful_shutdown(ops::shutdown_signal())
-        .await?;
+    serve::run(http, state, &s.http, ops::shutdown_signal()).await?;
     Ok(())
 }

@@ -64,6 +64,9 @@ pub struct Settings {
     #[arg(long, env = "ORIGIN_ROUTER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub router_timeout: Duration,
 
+    #[command(flatten)]
+    pub http: ops::http::HttpLimits,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ORIGIN_LOG", default_value = "info")]
     pub log: String,
