@@ -283,6 +283,26 @@ async fn timed<T>(f: impl Future<Output = std::io::Result<T>>, limit: Duration) 
     }
 }
 
+/// Ends a connection after a refusal so that the client reads it: closing
+/// with its request unread would reset the connection, and a reset throws
+/// away the answer before the client reads it. So: FIN, then read and drop
+/// what the client sends, for at most a second and 64 KiB.
+async fn close_gently(stream: &mut Stream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
 /// Writes `head` then `body` with as few system calls as the socket takes;
 /// fails when a write makes no progress for `limit`.
 async fn send(stream: &mut Stream, head: &[u8], body: &[u8], limit: Duration) -> std::io::Result<()> {
@@ -375,6 +395,7 @@ impl HitFirst {
                 Head::ForPingora => return Some(stream),
                 Head::TooLarge => {
                     let _ = send(&mut stream, TOO_LARGE, &[], Duration::from_secs(1)).await;
+                    close_gently(&mut stream).await;
                     let labels = ["other", "ERROR"];
                     self.edge.metrics.requests.with_label_values(&labels).inc();
                     return None;
@@ -438,6 +459,7 @@ impl ServerApp for HitFirst {
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             metrics.connections_refused.inc();
             let _ = send(&mut stream, REFUSAL, &[], Duration::from_secs(1)).await;
+            close_gently(&mut stream).await;
             return None;
         };
         let _open = metrics.open_connection();

@@ -18,7 +18,6 @@
 
 use moka::future::Cache;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -72,9 +71,6 @@ impl Resolver {
         }
     }
 }
-
-/// Shared by every proxy clone.
-pub type SharedResolver = Arc<Resolver>;
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,10 @@
 //! - **connection cap** ([`HttpLimits::max_connections`]): a [`Semaphore`]
 //!   with an owned permit per connection (returned on every exit, panics
 //!   included); past the cap a connection is answered `503` with
-//!   `Retry-After` and closed at once.
+//!   `Retry-After` and closed: FIN, then what the client sent is read and
+//!   dropped for at most a second (closing with a request unread would reset
+//!   the connection and lose the answer). At most [`REFUSING`] refusals are
+//!   in progress; past that a connection is just closed.
 //!
 //! Shutdown: stop accepting, let open connections finish their request
 //! (hyper's graceful shutdown), and give up on them after
@@ -84,6 +87,9 @@ impl Default for HttpLimits {
     }
 }
 
+/// Most refusals in progress at once (each lasts at most a second).
+pub const REFUSING: usize = 64;
+
 /// What a refused connection is told, in one write.
 pub const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 22\r\n\r\ntoo many connections\r\n";
@@ -141,6 +147,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let metrics = metrics.unwrap_or_else(ConnMetrics::unregistered);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusing = Arc::new(Semaphore::new(REFUSING));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -163,9 +170,9 @@ pub async fn serve(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.refused.inc();
-            // Non-blocking: a fresh socket's send buffer takes it; if not,
-            // the client just sees the connection closed.
-            let _ = stream.try_write(REFUSAL);
+            if let Ok(refusal) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(refuse(stream, refusal));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -223,6 +230,26 @@ pub fn cors_allow_headers(requested: Option<&[u8]>) -> String {
         Some(r) if plain(r) => String::from_utf8_lossy(r).trim().to_string(),
         _ => "Range".to_string(),
     }
+}
+
+/// Tells a connection past the cap so, and closes it so that it can read it
+/// (see the module docs); at most a second.
+async fn refuse(mut stream: tokio::net::TcpStream, _refusal: tokio::sync::OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        io::Result::Ok(())
+    })
+    .await;
 }
 
 /// Where a connection is in its request cycle, for the head deadline.

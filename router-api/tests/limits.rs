@@ -131,10 +131,15 @@ async fn slow_idle_and_excess_connections_are_cut_while_edges_are_served() {
     // Past the cap: a clear 503, and the edge's own connection still served.
     let stop = Instant::now() + Duration::from_secs(4);
     let edge = edge_client(addr, stop).await;
+    // Idle connections up to the cap and past it (those are refused too);
+    // all within the 3 s idle limit.
     let mut held = vec![];
-    for _ in 0..398 {
+    for _ in 0..405 {
         held.push(TcpStream::connect(addr).await.unwrap());
     }
+    wait_until("the router at its cap", Duration::from_secs(2), || {
+        !matches!(http_get(addr, "/healthz"), Some((200, _)))
+    });
     let mut refused = 0;
     for _ in 0..10 {
         let mut s = TcpStream::connect(addr).await.unwrap();
