@@ -147,6 +147,7 @@ fn a_refused_agent_backs_off_and_says_so() {
         Instant::now() >= until
     });
     let (unauthorized, bad_request) = (reports_answered(router, 401), reports_answered(router, 400));
+    println!("refused reports in 10 s: {unauthorized} (401, rotated token), {bad_request} (400, too many renditions)");
     assert!(
         (2.0..=8.0).contains(&unauthorized),
         "{unauthorized} refused reports (401) in 10 s"
