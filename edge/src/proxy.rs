@@ -635,6 +635,9 @@ impl ProxyHttp for Edge {
             _ => 500,
         };
         let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
+        // pingora closes the connection after a failed request: say so in
+        // the answer, or a viewer reusing the connection meets a reset.
+        session.set_keepalive(None);
         let _ = self.answer(session, ctx, code, &[], body, "ERROR").await;
         FailToProxy {
             error_code: code,
