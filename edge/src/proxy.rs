@@ -598,6 +598,9 @@ impl ProxyHttp for Edge {
                 can_reuse_downstream: false,
             };
         }
+        // pingora closes the connection after a failed request: every answer
+        // here says so, or a viewer reusing the connection meets a reset.
+        session.set_keepalive(None);
         // An origin that cannot be reached for a media playlist: send the
         // player to the same rendition on another live origin.
         if ctx.kind == Some(ObjectKind::MediaPlaylist)
@@ -635,9 +638,6 @@ impl ProxyHttp for Edge {
             _ => 500,
         };
         let body = if code == 502 { "origin unavailable\n" } else { "error\n" };
-        // pingora closes the connection after a failed request: say so in
-        // the answer, or a viewer reusing the connection meets a reset.
-        session.set_keepalive(None);
         let _ = self.answer(session, ctx, code, &[], body, "ERROR").await;
         FailToProxy {
             error_code: code,
