@@ -120,6 +120,12 @@ pub struct AuthorizeResponse {
     pub profile: ProfileRef,
 }
 
+/// Most renditions one report may list (the router refuses more). A
+/// stream's renditions are its video rungs plus its audio rendition, so an
+/// origin refuses a profile of more than `MAX_RENDITIONS - 1` rungs: every
+/// stream it can produce is one the router accepts.
+pub const MAX_RENDITIONS: usize = 16;
+
 /// One rendition of a live stream, as read from its multivariant playlist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rendition {

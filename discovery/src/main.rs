@@ -57,9 +57,15 @@ async fn main() -> anyhow::Result<()> {
         origin = %settings.origin_id,
         "discovery agent running"
     );
-    axum::serve(listener, metrics::router(metrics))
-        .with_graceful_shutdown(ops::shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    let conns = metrics.connections();
+    ops::http::serve(
+        listener,
+        metrics::router(metrics),
+        &settings.http,
+        Some(conns),
+        ops::shutdown_signal(),
+    )
+    .await
+    .context("HTTP server failed")?;
     Ok(())
 }

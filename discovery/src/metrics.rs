@@ -1,4 +1,7 @@
-//! Prometheus metrics and the health endpoint.
+//! Prometheus metrics and the health endpoints: `/healthz` (the process
+//! runs; its JSON says what the reporter sees) and `/readyz` (503 while the
+//! router refuses some of this agent's reports: a rotated token, a profile
+//! the router does not accept). Served with [`ops::http`]'s limits.
 
 use axum::Router;
 use axum::extract::State;
@@ -16,7 +19,10 @@ pub struct Metrics {
     pub streams_seen: IntCounter,
     reports: IntCounterVec,
     failures: IntCounter,
+    refusals: IntCounter,
+    refused: IntGauge,
     last_success_age: Gauge,
+    connections: ops::http::ConnMetrics,
     started: Instant,
     last_success: Mutex<Option<Instant>>,
 }
@@ -40,6 +46,16 @@ impl Metrics {
             "Reports that failed (router unreachable, 5xx, or refused)",
         )
         .unwrap();
+        let refusals = IntCounter::new(
+            "discovery_report_refusals_total",
+            "Reports the router API refused (4xx); each is retried after a growing delay",
+        )
+        .unwrap();
+        let refused = IntGauge::new(
+            "discovery_streams_refused",
+            "Live streams whose latest report the router API refused",
+        )
+        .unwrap();
         let last_success_age = Gauge::new(
             "discovery_last_success_age_seconds",
             "Seconds since the router API last acknowledged a report (since start if never)",
@@ -50,17 +66,23 @@ impl Metrics {
             Box::new(streams_seen.clone()),
             Box::new(reports.clone()),
             Box::new(failures.clone()),
+            Box::new(refusals.clone()),
+            Box::new(refused.clone()),
             Box::new(last_success_age.clone()),
         ] {
             registry.register(m).unwrap();
         }
+        let connections = ops::http::ConnMetrics::register(&registry).unwrap();
         Metrics {
             registry,
             streams_live,
             streams_seen,
             reports,
             failures,
+            refusals,
+            refused,
             last_success_age,
+            connections,
             started: Instant::now(),
             last_success: Mutex::new(None),
         }
@@ -75,6 +97,29 @@ impl Metrics {
         self.failures.inc();
     }
 
+    pub fn report_refused(&self) {
+        self.refusals.inc();
+    }
+
+    pub fn set_refused(&self, streams: usize) {
+        self.refused.set(streams as i64);
+    }
+
+    /// The HTTP server's connection metrics, registered here.
+    pub fn connections(&self) -> ops::http::ConnMetrics {
+        self.connections.clone()
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let refused = self.refused.get();
+        json!({
+            "status": if refused > 0 { "refused" } else { "ok" },
+            "streams_live": self.streams_live.get(),
+            "streams_refused": refused,
+            "last_success_age_seconds": self.last_success_age_secs(),
+        })
+    }
+
     fn last_success_age_secs(&self) -> f64 {
         let since = self.last_success.lock().unwrap().unwrap_or(self.started);
         since.elapsed().as_secs_f64()
@@ -86,7 +131,7 @@ impl Metrics {
     }
 }
 
-/// `/metrics` and `/healthz`.
+/// `/metrics`, `/healthz` and `/readyz`.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
@@ -97,13 +142,17 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         )
         .route(
             "/healthz",
+            get(|State(m): State<Arc<Metrics>>| async move { axum::Json(m.health()).into_response() }),
+        )
+        .route(
+            "/readyz",
             get(|State(m): State<Arc<Metrics>>| async move {
-                axum::Json(json!({
-                    "status": "ok",
-                    "streams_live": m.streams_live.get(),
-                    "last_success_age_seconds": m.last_success_age_secs(),
-                }))
-                .into_response()
+                let status = if m.refused.get() > 0 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                };
+                (status, axum::Json(m.health())).into_response()
             }),
         )
         .with_state(metrics)

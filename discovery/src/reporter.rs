@@ -7,7 +7,14 @@
 //!
 //! A round with failures is retried after an exponential backoff with full
 //! jitter, capped well below one heartbeat, so when the router comes back
-//! every live stream is re-reported within one heartbeat. Withdrawals that
+//! every live stream is re-reported within one heartbeat.
+//!
+//! A report the router *refuses* (a 4xx: a rotated agent token, a profile
+//! with more renditions than it accepts) is not retried in that tight loop:
+//! the stream waits a capped, jittered backoff of its own ([`refusal_backoff`],
+//! 1 s doubling to 60 s) before the same report is sent again, and at once
+//! when the report changes. Refused streams show in the metrics and make
+//! `/readyz` answer 503 (see [`crate::metrics`]). Withdrawals that
 //! cannot be delivered are dropped once the router's TTL would have expired
 //! them anyway, which keeps memory bounded during a long outage.
 
@@ -28,6 +35,10 @@ const CONCURRENCY: usize = 16;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// Longest retry delay: keeps recovery well within one heartbeat.
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
+/// First wait before a refused report is sent again.
+const REFUSED_BASE: Duration = Duration::from_secs(1);
+/// Longest wait before a refused report is sent again.
+const REFUSED_CAP: Duration = Duration::from_secs(60);
 /// TTL assumed until the router has told us its own.
 const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
@@ -35,6 +46,13 @@ const DEFAULT_TTL: Duration = Duration::from_secs(15);
 struct Sent {
     report: OriginReport,
     at: Instant,
+}
+
+/// A stream whose report the router refused.
+struct Refusal {
+    report: OriginReport,
+    count: u32,
+    retry_at: Instant,
 }
 
 enum Job {
@@ -46,7 +64,7 @@ enum Outcome {
     Put(String, OriginReport, Option<Duration>),
     Deleted(String),
     /// The router refused the request for good (4xx): retrying cannot help.
-    Refused(String, StatusCode),
+    Refused(String, Option<OriginReport>, StatusCode),
     Failed,
 }
 
@@ -60,6 +78,7 @@ pub struct Reporter {
     desired: Arc<Desired>,
     metrics: Arc<Metrics>,
     sent: HashMap<String, Sent>,
+    refused: HashMap<String, Refusal>,
 }
 
 impl Reporter {
@@ -79,6 +98,7 @@ impl Reporter {
             desired,
             metrics,
             sent: HashMap::new(),
+            refused: HashMap::new(),
         })
     }
 
@@ -94,7 +114,7 @@ impl Reporter {
             let jobs = self.due_jobs(Instant::now());
             let delay = if jobs.is_empty() {
                 failed_rounds = 0;
-                self.until_next_heartbeat()
+                self.until_next_heartbeat().min(self.until_next_refused_retry())
             } else if self.send_round(jobs).await {
                 failed_rounds = 0;
                 // Something new may have come in while we were sending.
@@ -117,9 +137,26 @@ impl Reporter {
     fn due_jobs(&mut self, now: Instant) -> Vec<Job> {
         let heartbeat = self.effective_heartbeat();
         let mut jobs = vec![];
-        for (name, Want { report, since }) in self.desired.snapshot() {
+        let snapshot = self.desired.snapshot();
+        if !self.refused.is_empty() {
+            let reported: std::collections::HashSet<&str> = snapshot
+                .iter()
+                .filter(|(_, w)| w.report.is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            self.refused.retain(|name, _| reported.contains(name.as_str()));
+        }
+        self.metrics.set_refused(self.refused.len());
+        for (name, Want { report, since }) in snapshot {
             match report {
                 Some(r) => {
+                    let waiting = self
+                        .refused
+                        .get(&name)
+                        .is_some_and(|f| f.report == r && now < f.retry_at);
+                    if waiting {
+                        continue;
+                    }
                     let fresh = self
                         .sent
                         .get(&name)
@@ -150,6 +187,16 @@ impl Reporter {
             .unwrap_or(hb)
     }
 
+    /// Time until the next refused report may be sent again.
+    fn until_next_refused_retry(&self) -> Duration {
+        let now = Instant::now();
+        self.refused
+            .values()
+            .map(|f| f.retry_at.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::MAX)
+    }
+
     /// Sends one round of jobs; `true` if none failed.
     async fn send_round(&mut self, jobs: Vec<Job>) -> bool {
         let mut set = JoinSet::new();
@@ -173,6 +220,7 @@ impl Reporter {
         match outcome {
             Outcome::Put(name, report, ttl) => {
                 self.metrics.report_ok("put");
+                self.refused.remove(&name);
                 if let Some(ttl) = ttl {
                     self.ttl = ttl;
                 }
@@ -191,11 +239,30 @@ impl Reporter {
                 self.desired.forget_withdrawn(&name);
                 true
             }
-            Outcome::Refused(name, status) => {
+            Outcome::Refused(name, report, status) => {
                 self.metrics.report_failed();
-                tracing::error!(stream = %name, %status, "router refused the report; not retrying");
+                self.metrics.report_refused();
                 self.sent.remove(&name);
-                self.desired.forget_withdrawn(&name);
+                match report {
+                    Some(report) => {
+                        let count = self.refused.get(&name).map_or(0, |f| f.count).saturating_add(1);
+                        let wait = refusal_backoff(count);
+                        tracing::error!(stream = %name, %status, retry_in = ?wait, "router refused the report");
+                        self.refused.insert(
+                            name,
+                            Refusal {
+                                report,
+                                count,
+                                retry_at: Instant::now() + wait,
+                            },
+                        );
+                        self.metrics.set_refused(self.refused.len());
+                    }
+                    None => {
+                        tracing::error!(stream = %name, %status, "router refused the withdrawal; dropping it");
+                        self.desired.forget_withdrawn(&name);
+                    }
+                }
                 true
             }
             Outcome::Failed => {
@@ -218,7 +285,7 @@ impl Reporter {
                 .ok();
             u
         };
-        let (req, name, report) = match job {
+        let (req, name, report): (_, _, Option<OriginReport>) = match job {
             Job::Put(name, r) => (client.put(url(&name)).json(&r), name, Some(r)),
             Job::Delete(name) => (client.delete(url(&name)), name, None),
         };
@@ -241,12 +308,12 @@ impl Reporter {
                     Outcome::Put(name, r, ttl)
                 }
                 (None, s) if s.is_success() || s == StatusCode::NOT_FOUND => Outcome::Deleted(name),
-                (_, s)
+                (report, s)
                     if s.is_client_error()
                         && s != StatusCode::REQUEST_TIMEOUT
                         && s != StatusCode::TOO_MANY_REQUESTS =>
                 {
-                    Outcome::Refused(name, s)
+                    Outcome::Refused(name, report, s)
                 }
                 (_, s) => {
                     tracing::warn!(stream = %name, status = %s, "router API answered with an error");
@@ -267,9 +334,32 @@ fn backoff(failed_rounds: u32) -> Duration {
     exp.mul_f64(jitter).max(Duration::from_millis(10))
 }
 
+/// The wait before refused report number `count` (1, 2, ...) is sent again:
+/// doubling from [`REFUSED_BASE`] to [`REFUSED_CAP`], with "equal jitter"
+/// (uniform in the upper half), so it is never short and agents refused
+/// together do not retry together.
+fn refusal_backoff(count: u32) -> Duration {
+    let exp = REFUSED_BASE
+        .saturating_mul(1u32 << count.saturating_sub(1).min(10))
+        .min(REFUSED_CAP);
+    let jitter = rand::rng().random_range(0.0..=1.0);
+    exp / 2 + (exp / 2).mul_f64(jitter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_reports_wait_longer_each_time_up_to_the_cap() {
+        for n in 1..40 {
+            let d = refusal_backoff(n);
+            let exp = REFUSED_BASE.saturating_mul(1u32 << (n - 1).min(10)).min(REFUSED_CAP);
+            assert!(d >= exp / 2 && d <= exp, "{n}: {d:?}");
+        }
+        assert!(refusal_backoff(1) >= Duration::from_millis(500));
+        assert!(refusal_backoff(30) <= REFUSED_CAP);
+    }
 
     #[test]
     fn backoff_is_bounded_and_jittered() {

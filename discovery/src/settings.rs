@@ -74,6 +74,9 @@ pub struct Settings {
     #[arg(long, env = "DISCOVERY_REQUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    #[command(flatten)]
+    pub http: ops::http::HttpLimits,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "DISCOVERY_LOG", default_value = "info")]
     pub log: String,

@@ -21,8 +21,28 @@
 //! exactly as in the proxy. After pingora finishes a request on a reusable
 //! connection, the next request comes back here.
 //!
-//! Keep-alive follows pingora's: an idle connection is closed after
-//! [`KEEPALIVE`], and at shutdown as soon as it is idle.
+//! Limits ([`Limits`], flags `--http-*`), all enforced here because every
+//! request head of a connection is read here, pingora's requests included:
+//! - a whole request head must arrive within the head timeout of its first
+//!   byte (a dribbling client is disconnected); only the head, so a request
+//!   held open after its head is not cut by it;
+//! - heads larger than [`MAX_HEAD`] get `431` here (pingora would read up to
+//!   1 MiB);
+//! - an idle keep-alive connection is closed after the idle timeout, and at
+//!   shutdown as soon as it is idle;
+//! - a write that makes no progress for the write timeout closes the
+//!   connection (a viewer that stopped reading); the timer is armed only
+//!   when the first write of an answer does not complete at once, so a hit
+//!   costs no timer work; pingora's session gets the same write timeout;
+//! - past the connection cap a connection is answered `503` with
+//!   `Retry-After` and closed; each connection holds an owned semaphore
+//!   permit, returned on every exit.
+//!
+//! "One answer for one request": a head is plain only with exactly one
+//! `Host` and at most one `Content-Length`; anything odd (obs-fold, which
+//! `httparse` refuses, duplicate or missing `Host`, conflicting framing)
+//! goes to pingora and [`crate::proxy`], whatever the cache holds, so a
+//! cached and an uncached object get the same status for the same bytes.
 
 use crate::proxy::Edge;
 use async_trait::async_trait;
@@ -37,42 +57,73 @@ use std::io::IoSlice;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
-/// How long an idle viewer connection is kept, as pingora does.
-pub const KEEPALIVE: Duration = Duration::from_secs(60);
-/// Heads longer than this are pingora's to judge (it has its own limit and
-/// error answer); a plain request is a few hundred bytes.
-const MAX_HEAD: usize = 16 * 1024;
+/// Largest request head accepted; larger ones get 431. A player's request
+/// is a few hundred bytes; nginx's default buffers take 1 KiB + 4 x 8 KiB.
+pub const MAX_HEAD: usize = 16 * 1024;
 /// Headers that make pingora's cache answer differently from a plain hit: a
 /// byte range, or a request that may be answered with 304.
 const NOT_PLAIN: [&str; 4] = ["range", "if-range", "if-none-match", "if-modified-since"];
 /// Heads with more headers than this go to pingora.
 const MAX_HEADERS: usize = 32;
 
+/// The time and count limits of viewer connections (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub head_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// The edge's listening application: plain hits here, the rest to pingora.
 pub struct HitFirst {
     edge: Edge,
     proxy: Arc<HttpProxy<Edge>>,
+    limits: Limits,
+    /// How often a waiting connection checks its clocks.
+    tick: Duration,
+    permits: Arc<Semaphore>,
 }
 
 impl HitFirst {
-    pub fn new(edge: Edge, proxy: HttpProxy<Edge>) -> HitFirst {
+    pub fn new(edge: Edge, proxy: HttpProxy<Edge>, limits: Limits) -> HitFirst {
+        let tick = TICK
+            .min(limits.head_timeout / 4)
+            .min(limits.idle_timeout / 4)
+            .max(Duration::from_millis(10));
         HitFirst {
             edge,
             proxy: Arc::new(proxy),
+            limits,
+            tick,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
         }
     }
 }
+
+/// What a connection past the cap is told before it is closed.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 22\r\n\r\ntoo many connections\r\n";
+
+/// What a head larger than [`MAX_HEAD`] is told before the connection closes.
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n\
+connection: close\r\ncontent-length: 23\r\n\r\nrequest head too large\n";
 
 /// What became of reading the next request head.
 enum Head {
     /// A complete head of this many bytes is at the start of the buffer.
     Complete(usize),
-    /// Malformed, too large or too many headers: pingora answers it.
+    /// Malformed, or a complete head with too many headers: pingora answers it.
     ForPingora,
-    /// The viewer closed, went idle too long, or the server is stopping.
+    /// Larger than [`MAX_HEAD`]: answered 431 here.
+    TooLarge,
+    /// The viewer closed, went idle too long, was too slow with its head,
+    /// or the server is stopping.
     Closed,
 }
 
@@ -93,8 +144,11 @@ fn plain<'b>(req: &httparse::Request<'_, 'b>) -> Option<Plain<'b>> {
     if req.version? != 1 {
         return None;
     }
+    let (mut hosts, mut lengths) = (0u32, 0u32);
     for h in req.headers.iter() {
         let name = h.name;
+        hosts += u32::from(name.eq_ignore_ascii_case("host"));
+        lengths += u32::from(name.eq_ignore_ascii_case("content-length"));
         let refused = name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("expect")
             || name.eq_ignore_ascii_case("upgrade")
@@ -104,6 +158,10 @@ fn plain<'b>(req: &httparse::Request<'_, 'b>) -> Option<Plain<'b>> {
         if refused {
             return None;
         }
+    }
+    // RFC 9112 3.2: exactly one Host; framing stated at most once.
+    if hosts != 1 || lengths > 1 {
+        return None;
     }
     let target = req.path?;
     if !target.starts_with('/') {
@@ -116,61 +174,141 @@ fn plain<'b>(req: &httparse::Request<'_, 'b>) -> Option<Plain<'b>> {
     Some(Plain { path, query, head })
 }
 
-/// A connection's idle clock. One timer per connection ticks every
-/// [`TICK`]; reads only note the time, so a request costs no timer work.
+/// A connection's clocks. One timer per connection ticks every
+/// [`HitFirst::tick`]; reads only note the time, so a request costs no timer
+/// work.
 struct Idle {
     tick: Pin<Box<tokio::time::Sleep>>,
     last_read: Instant,
+    /// When the first byte of the head being read arrived.
+    head_started: Option<Instant>,
 }
 
-/// How often an idle connection checks its keep-alive and the shutdown.
+/// How often a waiting connection checks its clocks and the shutdown, at
+/// most (shorter when a limit is short).
 const TICK: Duration = Duration::from_secs(1);
 
 impl Idle {
-    fn new() -> Idle {
+    fn new(tick: Duration) -> Idle {
         Idle {
-            tick: Box::pin(tokio::time::sleep(TICK)),
+            tick: Box::pin(tokio::time::sleep(tick)),
             last_read: Instant::now(),
+            head_started: None,
         }
     }
 }
 
-/// Reads until `buf` starts with a complete request head.
-async fn read_head(stream: &mut Stream, buf: &mut BytesMut, idle: &mut Idle, shutdown: &ShutdownWatch) -> Head {
-    loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::Request::new(&mut headers).parse(buf) {
-                Ok(httparse::Status::Complete(n)) => return Head::Complete(n),
-                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-                _ => return Head::ForPingora,
-            }
+/// Whether `buf` holds the blank line that ends a head.
+fn head_ends(buf: &[u8]) -> bool {
+    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+}
+
+impl HitFirst {
+    /// Reads until `buf` starts with a complete request head.
+    async fn read_head(
+        &self,
+        stream: &mut Stream,
+        buf: &mut BytesMut,
+        idle: &mut Idle,
+        shutdown: &ShutdownWatch,
+    ) -> Head {
+        if !buf.is_empty() && idle.head_started.is_none() {
+            idle.head_started = Some(Instant::now());
         }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
-        }
-        tokio::select! {
-            read = stream.read_buf(buf) => match read {
-                Ok(n) if n > 0 => idle.last_read = Instant::now(),
-                _ => return Head::Closed,
-            },
-            () = idle.tick.as_mut() => {
-                // Stopping: an idle connection closes now; a request that
-                // has begun is read to its end (or to the keep-alive limit).
-                if (buf.is_empty() && *shutdown.borrow()) || idle.last_read.elapsed() >= KEEPALIVE {
-                    return Head::Closed;
+        loop {
+            if !buf.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match httparse::Request::new(&mut headers).parse(buf) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        idle.head_started = None;
+                        return Head::Complete(n);
+                    }
+                    Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) if buf.len() >= MAX_HEAD => {
+                        return Head::TooLarge;
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    // More headers than a plain request has: pingora's, once
+                    // the whole head is here.
+                    Err(httparse::Error::TooManyHeaders) if !head_ends(buf) => {}
+                    _ => {
+                        idle.head_started = None;
+                        return Head::ForPingora;
+                    }
                 }
-                idle.tick.as_mut().reset(tokio::time::Instant::now() + TICK);
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            tokio::select! {
+                read = stream.read_buf(buf) => match read {
+                    Ok(n) if n > 0 => {
+                        idle.last_read = Instant::now();
+                        idle.head_started.get_or_insert(idle.last_read);
+                    }
+                    _ => return Head::Closed,
+                },
+                () = idle.tick.as_mut() => {
+                    // Stopping: an idle connection closes now; a request that
+                    // has begun is read to its end (or to the head deadline).
+                    let metrics = &self.edge.metrics;
+                    if buf.is_empty() && *shutdown.borrow() {
+                        return Head::Closed;
+                    }
+                    if idle.head_started.is_some_and(|t| t.elapsed() >= self.limits.head_timeout) {
+                        metrics.timed_out[0].inc();
+                        return Head::Closed;
+                    }
+                    if buf.is_empty() && idle.last_read.elapsed() >= self.limits.idle_timeout {
+                        metrics.timed_out[1].inc();
+                        return Head::Closed;
+                    }
+                    idle.tick.as_mut().reset(tokio::time::Instant::now() + self.tick);
+                }
             }
         }
     }
 }
 
-/// Writes `head` then `body` with as few system calls as the socket takes.
-async fn send(stream: &mut Stream, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+/// `f`, failing with `TimedOut` when it is still pending `limit` after its
+/// first poll. The first poll has no timer: a write the socket takes at once
+/// costs no timer work.
+async fn timed<T>(f: impl Future<Output = std::io::Result<T>>, limit: Duration) -> std::io::Result<T> {
+    let mut f = std::pin::pin!(f);
+    if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
+        return r;
+    }
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Ends a connection after a refusal so that the client reads it: closing
+/// with its request unread would reset the connection, and a reset throws
+/// away the answer before the client reads it. So: FIN, then read and drop
+/// what the client sends, for at most a second and 64 KiB.
+async fn close_gently(stream: &mut Stream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Writes `head` then `body` with as few system calls as the socket takes;
+/// fails when a write makes no progress for `limit`.
+async fn send(stream: &mut Stream, head: &[u8], body: &[u8], limit: Duration) -> std::io::Result<()> {
     let (mut head, mut body) = (head, body);
     while !head.is_empty() || !body.is_empty() {
-        let n = stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]).await?;
+        let n = timed(stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]), limit).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -178,7 +316,7 @@ async fn send(stream: &mut Stream, head: &[u8], body: &[u8]) -> std::io::Result<
         head = &head[from_head..];
         body = &body[n - from_head..];
     }
-    stream.flush().await
+    timed(stream.flush(), limit).await
 }
 
 /// Stored fields a hit does not repeat: those of the origin's connection,
@@ -252,9 +390,16 @@ impl HitFirst {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         loop {
-            let len = match read_head(&mut stream, buf, idle, shutdown).await {
+            let len = match self.read_head(&mut stream, buf, idle, shutdown).await {
                 Head::Complete(n) => n,
                 Head::ForPingora => return Some(stream),
+                Head::TooLarge => {
+                    let _ = send(&mut stream, TOO_LARGE, &[], Duration::from_secs(1)).await;
+                    close_gently(&mut stream).await;
+                    let labels = ["other", "ERROR"];
+                    self.edge.metrics.requests.with_label_values(&labels).inc();
+                    return None;
+                }
                 Head::Closed => return None,
             };
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -281,7 +426,14 @@ impl HitFirst {
                 .as_secs();
             finish_head(out, &hit.head, age);
             let sent = if p.head { &[][..] } else { &hit.body[..] };
-            if send(&mut stream, out, sent).await.is_err() {
+            if let Err(e) = send(&mut stream, out, sent, self.limits.write_timeout).await {
+                // The viewer went away or stopped reading: not an error of ours.
+                let kind = crate::metrics::abort_kind_of_io(&e);
+                self.edge.metrics.client_aborts.with_label_values(&[kind]).inc();
+                if kind == "timeout" {
+                    self.edge.metrics.timed_out[2].inc();
+                }
+                tracing::debug!(error = %e, "viewer connection ended during a hit");
                 return None;
             }
             let metrics = &self.edge.metrics;
@@ -302,17 +454,28 @@ impl HitFirst {
 #[async_trait]
 impl ServerApp for HitFirst {
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let mut stream = stream;
+        let metrics = &self.edge.metrics;
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
+            metrics.connections_refused.inc();
+            let _ = send(&mut stream, REFUSAL, &[], Duration::from_secs(1)).await;
+            close_gently(&mut stream).await;
+            return None;
+        };
+        let _open = metrics.open_connection();
         let mut buf = BytesMut::with_capacity(4096);
         let mut out = Vec::with_capacity(512);
         let mut viewer = None;
-        let mut idle = Idle::new();
-        let mut stream = stream;
+        let mut idle = Idle::new(self.tick);
+        let keepalive = self.limits.idle_timeout.as_secs().max(1);
         loop {
             stream = self
                 .serve_hits(stream, &mut buf, &mut out, &mut viewer, &mut idle, shutdown)
                 .await?;
             let mut session = ServerSession::new_http1(stream);
-            session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE.as_secs()));
+            session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+            session.set_write_timeout(Some(self.limits.write_timeout));
+            session.set_read_timeout(Some(self.limits.idle_timeout));
             if !buf.is_empty() {
                 session.set_pipelined_prefix(buf.split());
             }
@@ -347,20 +510,28 @@ mod tests {
             let p = p.expect("plain");
             assert_eq!((p.path, p.query, p.head), ("/s/a/720p/1.m4s", Some("x=1"), false));
         });
-        parsed(b"HEAD /s/index.m3u8 HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", |p| {
-            assert!(p.expect("plain").head)
-        });
+        parsed(
+            b"HEAD /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nConnection: Keep-Alive\r\n\r\n",
+            |p| assert!(p.expect("plain").head),
+        );
+        parsed(
+            b"GET /s/index.m3u8 HTTP/1.1\r\nhost: e\r\ncontent-length: 0\r\n\r\n",
+            |p| assert!(p.is_some()),
+        );
         for raw in [
             &b"POST /s/index.m3u8 HTTP/1.1\r\n\r\n"[..],
-            b"GET /s/index.m3u8 HTTP/1.0\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nif-none-match: \"x\"\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nIf-Modified-Since: Mon, 23 Nov 2026 00:00:00 GMT\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nConnection: close\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"GET /s/index.m3u8 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET http://e/s/index.m3u8 HTTP/1.1\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nHost: f\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.0\r\nHost: e\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nRange: bytes=0-1\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nif-none-match: \"x\"\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nIf-Modified-Since: Mon, 23 Nov 2026 00:00:00 GMT\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nConnection: close\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nContent-Length: 3\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /s/index.m3u8 HTTP/1.1\r\nHost: e\r\nExpect: 100-continue\r\n\r\n",
+            b"GET http://e/s/index.m3u8 HTTP/1.1\r\nHost: e\r\n\r\n",
         ] {
             parsed(raw, |p| assert!(p.is_none(), "{}", String::from_utf8_lossy(raw)));
         }

@@ -7,6 +7,7 @@ mod hits;
 mod metrics;
 mod player;
 mod proxy;
+mod resolve;
 mod routes;
 mod settings;
 mod storage;
@@ -52,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         segment_ttl: s.segment_ttl,
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
+        resolver: Arc::new(resolve::Resolver::new(s.resolve_ttl, s.connect_timeout)),
         refused: moka::sync::Cache::builder()
             .max_capacity(10_000)
             .time_to_live(proxy::REFUSED_FOR)
@@ -60,7 +62,13 @@ fn main() -> anyhow::Result<()> {
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).
     let proxy = pingora_proxy::http_proxy(&server.configuration, edge.clone());
-    let mut service = Service::new("edge".to_string(), hits::HitFirst::new(edge, proxy));
+    let limits = hits::Limits {
+        head_timeout: s.head_timeout,
+        idle_timeout: s.idle_timeout,
+        write_timeout: s.write_timeout,
+        max_connections: s.max_connections,
+    };
+    let mut service = Service::new("edge".to_string(), hits::HitFirst::new(edge, proxy, limits));
     let buffers = L4BufferSettings::default().write(usize::try_from(s.write_buffer).context("--write-buffer")?);
     let mut socket = TcpSocketOptions::default();
     socket.tcp_snd_buf = match s.send_buffer {

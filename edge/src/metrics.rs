@@ -1,6 +1,21 @@
-//! Prometheus metrics of the edge.
+//! Prometheus metrics of the edge. Every label takes values from a fixed
+//! set (object kinds, cache statuses, origin status codes, the few words
+//! below); no label carries a stream name or a client's method.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Kinds of client abort (`edge_client_aborts_total{kind}`).
+pub const ABORT_KINDS: [&str; 3] = ["closed", "reset", "timeout"];
+
+/// The abort kind of an I/O error on a viewer connection.
+pub fn abort_kind_of_io(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        TimedOut | WouldBlock => "timeout",
+        ConnectionReset | ConnectionAborted | BrokenPipe => "reset",
+        _ => "closed",
+    }
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -11,11 +26,29 @@ pub struct Metrics {
     /// Requests sent to origins by object kind and status.
     pub origin_fetches: IntCounterVec,
     pub upstream_latency: HistogramVec,
-    /// Route look-ups by source: cached, fetched, stale (resolved once: they
-    /// are counted on every request).
-    pub route_lookups: [IntCounter; 3],
+    /// Route look-ups by source: cached, fetched, stale, unknown (not in
+    /// the live set: answered 404 with no look-up). Resolved once: they are
+    /// counted on every request.
+    pub route_lookups: [IntCounter; 4],
     pub route_failures: IntCounter,
     pub cache_bytes: IntGauge,
+    /// Viewers that went away mid-answer, by kind ([`ABORT_KINDS`]): not
+    /// errors of the edge, so counted here and logged at debug only.
+    pub client_aborts: IntCounterVec,
+    /// Connections refused at the connection cap.
+    pub connections_refused: IntCounter,
+    connections_open: IntGauge,
+    /// Connections closed by a limit: head, idle, write.
+    pub timed_out: [IntCounter; 3],
+}
+
+/// Counts a connection as open while alive.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -58,7 +91,7 @@ impl Metrics {
         let route_lookups = IntCounterVec::new(
             Opts::new(
                 "edge_route_lookups_total",
-                "Route look-ups by source: cached, fetched (router API), stale",
+                "Route look-ups by source: cached, fetched (router API), stale, unknown (not live: no look-up)",
             ),
             &["source"],
         )
@@ -69,6 +102,31 @@ impl Metrics {
         )
         .unwrap();
         let cache_bytes = IntGauge::new("edge_cache_bytes", "Bytes held in the cache").unwrap();
+        let client_aborts = IntCounterVec::new(
+            Opts::new(
+                "edge_client_aborts_total",
+                "Viewer connections that closed, reset or timed out mid-answer, by kind",
+            ),
+            &["kind"],
+        )
+        .unwrap();
+        for k in ABORT_KINDS {
+            client_aborts.with_label_values(&[k]);
+        }
+        let connections_refused = IntCounter::new(
+            "edge_connections_refused_total",
+            "Viewer connections refused at the connection cap (--http-max-connections)",
+        )
+        .unwrap();
+        let connections_open = IntGauge::new("edge_connections_open", "Viewer connections open now").unwrap();
+        let timed_out = IntCounterVec::new(
+            Opts::new(
+                "edge_connections_timed_out_total",
+                "Viewer connections closed by a time limit: head, idle or write",
+            ),
+            &["limit"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes.clone()),
@@ -77,10 +135,15 @@ impl Metrics {
             Box::new(route_lookups.clone()),
             Box::new(route_failures.clone()),
             Box::new(cache_bytes.clone()),
+            Box::new(client_aborts.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(timed_out.clone()),
         ] {
             registry.register(c).unwrap();
         }
-        let route_lookups = ["cached", "fetched", "stale"].map(|s| route_lookups.with_label_values(&[s]));
+        let route_lookups = ["cached", "fetched", "stale", "unknown"].map(|s| route_lookups.with_label_values(&[s]));
+        let timed_out = ["head", "idle", "write"].map(|s| timed_out.with_label_values(&[s]));
         Metrics {
             registry,
             requests,
@@ -90,6 +153,16 @@ impl Metrics {
             route_lookups,
             route_failures,
             cache_bytes,
+            client_aborts,
+            connections_refused,
+            connections_open,
+            timed_out,
         }
+    }
+
+    /// Counts one more open connection until the guard drops.
+    pub fn open_connection(&self) -> OpenConnection {
+        self.connections_open.inc();
+        OpenConnection(self.connections_open.clone())
     }
 }

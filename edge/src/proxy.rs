@@ -1,7 +1,9 @@
 //! The proxy: pingora's phases, filled in for HLS.
 //!
 //! Request path (in pingora's order):
-//! 1. `request_filter`: only GET/HEAD; `/healthz`, `/metrics` and the
+//! 1. `request_filter`: an HTTP/1.1 request without exactly one `Host` is
+//!    refused (400, RFC 9112 3.2); an `OPTIONS` preflight of a playback path
+//!    is answered 204 (CORS); otherwise only GET/HEAD; `/healthz`, `/metrics` and the
 //!    player page (`/watch/...`, see [`crate::player`]) answered here; the
 //!    path must parse as an HLS object of the layout; the stream's route is
 //!    looked up; an origin is chosen (see below). Unknown streams and
@@ -15,7 +17,11 @@
 //!    parameters), with the cache lock collapsing concurrent misses into one
 //!    origin request.
 //! 3. `upstream_peer` / `upstream_request_filter`: to the chosen origin,
-//!    with its `Host` and only the `_HLS_*` query parameters.
+//!    with its `Host` and only the `_HLS_*` query parameters. The origin's
+//!    host name is resolved first ([`crate::resolve`]); pingora only ever
+//!    gets an address. A name that does not resolve is a refused connection.
+//!    `upstream_response_filter` adds the CORS fields before the cache
+//!    stores the head, so hits carry them at no cost.
 //! 4. `response_cache_filter`: 200s only; freshness set here, per object
 //!    kind, with sub-second precision (segments: long; media playlists:
 //!    `--playlist-ttl`; multivariant: `--multivariant-ttl`).
@@ -30,9 +36,14 @@
 //! that origin no longer holds the session (it died, or the publisher moved),
 //! a media playlist request is redirected (302) to the same rendition of a
 //! session that is live, and the player follows it.
+//!
+//! Client aborts (the viewer closed, reset or stopped reading mid-answer)
+//! are not errors of the edge: counted in `edge_client_aborts_total{kind}`,
+//! logged at debug, never answered or counted as a 5xx.
 
 use crate::metrics::Metrics;
 use crate::player;
+use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
 use crate::storage::{FreshWire, MokaStorage};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
@@ -42,9 +53,9 @@ use bytes::Bytes;
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -61,6 +72,8 @@ pub struct Edge {
     pub segment_ttl: Duration,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Origin host names to addresses (pingora must never resolve one).
+    pub resolver: Arc<Resolver>,
     /// Origins that refused a connection lately (a passive health check):
     /// new viewers and moved viewers are placed elsewhere while one is here.
     pub refused: moka::sync::Cache<String, ()>,
@@ -68,6 +81,31 @@ pub struct Edge {
 
 /// How long an origin that refused a connection is passed over.
 pub const REFUSED_FOR: Duration = Duration::from_secs(5);
+
+/// The kind of client abort `e` is ([`crate::metrics::ABORT_KINDS`]), or
+/// `None` for an error of the edge or of an origin.
+pub(crate) fn client_abort(e: &Error) -> Option<&'static str> {
+    if e.esource() != &ErrorSource::Downstream {
+        return None;
+    }
+    match e.etype() {
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => Some("timeout"),
+        ErrorType::ConnectionClosed => Some("closed"),
+        ErrorType::ReadError | ErrorType::WriteError => Some(
+            e.cause
+                .as_ref()
+                .and_then(|c| c.downcast_ref::<std::io::Error>())
+                .map_or("closed", crate::metrics::abort_kind_of_io),
+        ),
+        _ => None,
+    }
+}
+
+/// The CORS fields of every answer to a viewer.
+const CORS: [(&str, &str); 2] = [
+    ("access-control-allow-origin", "*"),
+    ("access-control-expose-headers", ops::http::CORS_EXPOSE),
+];
 
 #[derive(Default)]
 pub struct Ctx {
@@ -204,12 +242,17 @@ impl Edge {
         for (k, v) in headers {
             resp.insert_header(*k, v.as_str())?;
         }
-        resp.insert_header("content-length", body.len().to_string())?;
+        // A 204 has no body and no Content-Length (RFC 9110 8.6).
+        if status != 204 {
+            resp.insert_header("content-length", body.len().to_string())?;
+        }
         if !headers.iter().any(|(k, _)| *k == "cache-control") {
             resp.insert_header("cache-control", "no-store")?;
         }
         mark(&mut resp, "PASS", 0)?;
-        resp.insert_header("access-control-allow-origin", "*")?;
+        for (k, v) in CORS {
+            resp.insert_header(k, v)?;
+        }
         ctx.answered = Some(label);
         let head = session.req_header().method == http::Method::HEAD;
         session
@@ -297,6 +340,28 @@ impl Edge {
         Some((obj.kind, hit))
     }
 
+    /// A CORS preflight (`OPTIONS`) of a playback path or the player's:
+    /// 204 with the methods, the requested headers (within reason) and how
+    /// long the browser may keep the answer.
+    async fn preflight(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let path = session.req_header().uri.path();
+        if parse_object_path(path).is_none() && !player::owns(path) {
+            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
+        }
+        let requested = session
+            .req_header()
+            .headers
+            .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .map(|v| v.as_bytes());
+        let headers = [
+            ("access-control-allow-methods", ops::http::CORS_METHODS.to_string()),
+            ("access-control-allow-headers", ops::http::cors_allow_headers(requested)),
+            ("access-control-max-age", ops::http::CORS_MAX_AGE.to_string()),
+            ("cache-control", "no-store".to_string()),
+        ];
+        self.answer(session, ctx, 204, &headers, "", "PREFLIGHT").await
+    }
+
     fn viewer(session: &Session) -> Option<IpAddr> {
         session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
     }
@@ -311,14 +376,23 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let method = session.req_header().method.clone();
+        let req = session.req_header();
+        if req.version == http::Version::HTTP_11 && req.headers.get_all(http::header::HOST).iter().count() != 1 {
+            return self
+                .answer(session, ctx, 400, &[], "exactly one Host header\n", "ERROR")
+                .await;
+        }
+        let method = req.method.clone();
+        if method == http::Method::OPTIONS {
+            return self.preflight(session, ctx).await;
+        }
         if method != http::Method::GET && method != http::Method::HEAD {
             return self
                 .answer(
                     session,
                     ctx,
                     405,
-                    &[("allow", "GET, HEAD".into())],
+                    &[("allow", ops::http::CORS_METHODS.into())],
                     "method not allowed\n",
                     "ERROR",
                 )
@@ -351,6 +425,7 @@ impl ProxyHttp for Edge {
             LookupSource::Cached => 0,
             LookupSource::Fetched => 1,
             LookupSource::Stale => 2,
+            LookupSource::Unknown => 3,
         };
         self.metrics.route_lookups[source].inc();
         let route = match route {
@@ -413,12 +488,25 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let host = ctx
+        let origin = ctx
             .origin()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?
-            .host
-            .as_str();
-        let mut peer = HttpPeer::new(host, false, String::new());
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
+        // Resolved here, never by pingora (see `crate::resolve`); a name that
+        // does not resolve is an origin refusing connections.
+        let addr = match self.resolver.resolve(&origin.host).await {
+            Ok(addr) => addr,
+            Err(e) => {
+                tracing::warn!(origin = %origin.origin, error = %e, "origin host does not resolve; passing it over");
+                self.refused.insert(origin.origin.clone(), ());
+                return Err(Error::create(
+                    ErrorType::ConnectError,
+                    ErrorSource::Upstream,
+                    Some(e.to_string().into()),
+                    None,
+                ));
+            }
+        };
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
         peer.options.read_timeout = Some(self.read_timeout);
@@ -454,6 +542,10 @@ impl ProxyHttp for Edge {
             .origin_fetches
             .with_label_values(&[kind, resp.status.as_str()])
             .inc();
+        // Before the cache stores the head: hits repeat these as stored.
+        for (k, v) in CORS {
+            resp.insert_header(k, v)?;
+        }
         if let Some(start) = ctx.upstream_started {
             self.metrics
                 .upstream_latency
@@ -485,7 +577,30 @@ impl ProxyHttp for Edge {
         e
     }
 
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        client_abort(e).is_some()
+    }
+
+    fn suppress_proxy_warn_log(&self, _session: &Session, _ctx: &Ctx, e: &Error, _: ProxyWarnLogContext) -> bool {
+        client_abort(e).is_some()
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        // The viewer went away: nothing to answer, nothing to alert on.
+        if let Some(kind) = client_abort(e) {
+            self.metrics.client_aborts.with_label_values(&[kind]).inc();
+            if kind == "timeout" {
+                self.metrics.timed_out[2].inc();
+            }
+            tracing::debug!(error = %e, kind, "viewer went away mid-answer");
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        // pingora closes the connection after a failed request: every answer
+        // here says so, or a viewer reusing the connection meets a reset.
+        session.set_keepalive(None);
         // An origin that cannot be reached for a media playlist: send the
         // player to the same rendition on another live origin.
         if ctx.kind == Some(ObjectKind::MediaPlaylist)

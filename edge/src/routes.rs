@@ -8,6 +8,13 @@
 //!   served for up to `stale_for`: the seed prototype's question "what if the
 //!   HTTP API goes offline for 5 minutes?" costs viewers of a live stream
 //!   nothing.
+//! - Unknown names cost the router nothing per name: the set of live
+//!   streams (`GET /streams`, one request a second at most, coalesced, with
+//!   the same last-good-answer rule) is kept too, and a name that is in
+//!   neither it nor the recent answers is "not live" without a look-up. A
+//!   flood of random names costs the router one `GET /streams` a second per
+//!   edge, and a new stream is playable within a second or so of being
+//!   reported. Only a name in the live set is looked up on its own.
 //! - "Not live" (404) is an answer too, cached like the others, so a request
 //!   for an unknown stream is a quick 404 without a look-up each time. But a
 //!   stream that was routed a moment ago keeps its last route for
@@ -19,7 +26,7 @@
 use api_types::Route;
 use moka::future::Cache;
 use reqwest::{Client, StatusCode, Url};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -39,6 +46,15 @@ pub enum LookupSource {
     Fetched,
     /// The router API failed; the last good answer was used.
     Stale,
+    /// Not in the set of live streams: not live, with no look-up.
+    Unknown,
+}
+
+/// The live streams as the router listed them, with their names for
+/// membership tests.
+struct LiveSet {
+    routes: Arc<Vec<Route>>,
+    names: HashSet<String>,
 }
 
 pub struct RouteTable {
@@ -48,8 +64,8 @@ pub struct RouteTable {
     last_good: Mutex<HashMap<String, (Arc<Route>, Instant)>>,
     stale_for: Duration,
     /// Every live stream (`GET /streams`), for the player page's list.
-    live: Cache<(), Arc<Vec<Route>>>,
-    last_live: Mutex<Option<(Arc<Vec<Route>>, Instant)>>,
+    live: Cache<(), Arc<LiveSet>>,
+    last_live: Mutex<Option<(Arc<LiveSet>, Instant)>>,
 }
 
 /// How long a stream the router suddenly calls "not live" keeps its last
@@ -78,6 +94,10 @@ impl RouteTable {
     /// Every live stream, with the same freshness, coalescing and
     /// last-good-answer rules as [`RouteTable::lookup`].
     pub async fn live(&self) -> Result<Arc<Vec<Route>>, RouteError> {
+        self.live_set().await.map(|l| l.routes.clone())
+    }
+
+    async fn live_set(&self) -> Result<Arc<LiveSet>, RouteError> {
         match self.live.try_get_with((), self.fetch_live()).await {
             Ok(list) => Ok(list),
             Err(e) => match &*self.last_live.lock().expect("routes lock") {
@@ -87,7 +107,7 @@ impl RouteTable {
         }
     }
 
-    async fn fetch_live(&self) -> Result<Arc<Vec<Route>>, RouteError> {
+    async fn fetch_live(&self) -> Result<Arc<LiveSet>, RouteError> {
         let resp = self
             .client
             .get(self.url(&["streams"])?)
@@ -97,7 +117,12 @@ impl RouteTable {
         if resp.status() != StatusCode::OK {
             return Err(RouteError::Unavailable(format!("router answered {}", resp.status())));
         }
-        let list: Arc<Vec<Route>> = Arc::new(resp.json().await.map_err(|e| RouteError::Unavailable(e.to_string()))?);
+        let routes: Vec<Route> = resp.json().await.map_err(|e| RouteError::Unavailable(e.to_string()))?;
+        let names = routes.iter().map(|r| r.name.clone()).collect();
+        let list = Arc::new(LiveSet {
+            routes: Arc::new(routes),
+            names,
+        });
         *self.last_live.lock().expect("routes lock") = Some((list.clone(), Instant::now()));
         Ok(list)
     }
@@ -122,6 +147,15 @@ impl RouteTable {
     pub async fn lookup(&self, stream: &str) -> (Result<Option<Arc<Route>>, RouteError>, LookupSource) {
         if let Some(hit) = self.fresh.get(stream).await {
             return (Ok(hit), LookupSource::Cached);
+        }
+        // Not in the live set and not routed lately: not live, and the
+        // router is not asked about this name. Without a live set (the
+        // router never answered), the name is looked up as before.
+        if let Ok(live) = self.live_set().await
+            && !live.names.contains(stream)
+            && !self.last_good.lock().expect("routes lock").contains_key(stream)
+        {
+            return (Ok(None), LookupSource::Unknown);
         }
         let fetched = self.fresh.try_get_with(stream.to_string(), self.fetch(stream)).await;
         match fetched {

@@ -88,6 +88,38 @@ pub struct Settings {
     #[arg(long, env = "EDGE_SEND_BUFFER", default_value = "256KiB", value_parser = parse_send_buffer)]
     pub send_buffer: SendBuffer,
 
+    /// Longest time from the first byte of a viewer's request head to its
+    /// end; a slower viewer is disconnected. Only the head: a request held
+    /// open after its head (a blocking playlist reload) is not cut by it.
+    #[arg(long = "http-head-timeout", env = "EDGE_HTTP_HEAD_TIMEOUT", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    pub head_timeout: Duration,
+
+    /// How long an idle viewer connection is kept open for its next request.
+    #[arg(long = "http-idle-timeout", env = "EDGE_HTTP_IDLE_TIMEOUT", default_value = "60s",
+          value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest time a write to a viewer may make no progress (a viewer that
+    /// stopped reading) before its connection is closed.
+    #[arg(long = "http-write-timeout", env = "EDGE_HTTP_WRITE_TIMEOUT", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Most viewer connections open at once; more are answered 503 and
+    /// closed. Keep it below the process's file descriptor limit.
+    #[arg(
+        long = "http-max-connections",
+        env = "EDGE_HTTP_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// How long an origin host name's address (or its failure to resolve)
+    /// is reused before resolving it again.
+    #[arg(long, env = "EDGE_RESOLVE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub resolve_ttl: Duration,
+
     /// Worker threads.
     #[arg(long, env = "EDGE_THREADS", default_value_t = 2)]
     pub threads: usize,

@@ -1,7 +1,10 @@
 //! What every Dionysia service binary does the same way, so that operators
 //! see one behaviour everywhere: logs go through `tracing` with an
 //! EnvFilter-syntax `--log` setting, SIGTERM and SIGINT start a graceful
-//! shutdown, and `/metrics` speaks the Prometheus text format.
+//! shutdown, `/metrics` speaks the Prometheus text format, and HTTP is
+//! served with the same time and connection limits ([`http`]).
+
+pub mod http;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 

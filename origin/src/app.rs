@@ -81,11 +81,8 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         playlist_max_age: (target / 2).max(1),
     };
     let http_stop = CancellationToken::new();
-    let http = tokio::spawn(
-        axum::serve(listeners.http, serve::router(state))
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let (limits, stop) = (s.http.clone(), http_stop.clone());
+    let http = tokio::spawn(async move { serve::run(listeners.http, state, &limits, stop.cancelled_owned()).await });
     tracing::info!(
         origin = %s.origin_id, rtmp = %rtmp_addr, srt = ?s.srt_listen, http = %http_addr,
         output = %s.output_dir.display(), max_disk = ?s.max_disk, "origin running"

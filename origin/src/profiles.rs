@@ -177,6 +177,15 @@ impl Profile {
         if !(16..=512).contains(&self.audio_bitrate_kbps) {
             return bad("audio_bitrate_kbps must be in 16..=512".into());
         }
+        // Each rung is a rendition, and so is the audio: the router refuses a
+        // report of more than MAX_RENDITIONS.
+        if self.rungs.len() + 1 > api_types::MAX_RENDITIONS {
+            return bad(format!(
+                "at most {} rungs (the router accepts {} renditions, audio included)",
+                api_types::MAX_RENDITIONS - 1,
+                api_types::MAX_RENDITIONS
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for r in &self.rungs {
             if validate_name("rendition", &r.name).is_err() {
@@ -284,6 +293,24 @@ mod tests {
         let p = Profiles::builtin();
         assert!(p.get("default").is_some() && p.get("passthrough").is_some() && p.get("low").is_some());
         assert!(p.get("passthrough").unwrap().ladder_for(HD).is_empty());
+    }
+
+    #[test]
+    fn a_profile_the_router_would_refuse_is_refused() {
+        let ladder = |rungs: usize| {
+            let mut t = String::from("[profiles.big]\n");
+            for i in 0..rungs {
+                t.push_str(&format!(
+                    "[[profiles.big.rungs]]\nname = \"r{i}\"\nheight = {}\nvideo_bitrate_kbps = 500\nfps = 30\n",
+                    100 + i
+                ));
+            }
+            Profiles::parse(&t)
+        };
+        // Rungs plus the audio rendition: exactly the router's limit passes.
+        assert!(ladder(api_types::MAX_RENDITIONS - 1).is_ok());
+        let err = ladder(api_types::MAX_RENDITIONS).unwrap_err().to_string();
+        assert!(err.contains("at most 15 rungs"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! - 404s are `no-store`, so a segment asked for a moment too early is not
 //!   remembered as missing.
 //!
+//! CORS: every answer carries `Access-Control-Allow-Origin: *` and exposes
+//! the headers players read; an `OPTIONS` preflight gets 204 with the
+//! requested headers echoed (within reason, [`ops::http::cors_allow_headers`]).
+//!
+//! Served by [`run`] with the limits of [`ops::http`].
+//!
 //! Paths must parse as one of the layout's shapes
 //! (`api_types::layout::parse_object_path`) before the disk is touched, so
 //! neither `..` nor its encodings can leave the output folder.
@@ -32,6 +38,17 @@ pub struct ServeState {
     pub playlist_max_age: u64,
 }
 
+/// Serves [`router`] on `listener` with `limits` until `shutdown`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: ServeState,
+    limits: &ops::http::HttpLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let conns = ops::http::ConnMetrics::register(&state.metrics.registry).map_err(std::io::Error::other)?;
+    ops::http::serve(listener, router(state), limits, Some(conns), shutdown).await
+}
+
 pub fn router(state: ServeState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -51,13 +68,8 @@ pub fn router(state: ServeState) -> Router {
 fn cors(headers: &mut HeaderMap) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
-    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("range"));
-    headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("content-length, age"),
+        HeaderValue::from_static(ops::http::CORS_EXPOSE),
     );
 }
 
@@ -72,16 +84,32 @@ fn not_found() -> Response {
 async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
     let method = req.method().clone();
     if method == Method::OPTIONS {
+        let requested = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .map(HeaderValue::as_bytes);
+        let allowed = ops::http::cors_allow_headers(requested);
         let mut r = StatusCode::NO_CONTENT.into_response();
-        cors(r.headers_mut());
-        r.headers_mut()
-            .insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        let h = r.headers_mut();
+        cors(h);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ops::http::CORS_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_str(&allowed).unwrap_or(HeaderValue::from_static("Range")),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(ops::http::CORS_MAX_AGE),
+        );
         return r;
     }
     if method != Method::GET && method != Method::HEAD {
         let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            .insert(header::ALLOW, HeaderValue::from_static(ops::http::CORS_METHODS));
         return r;
     }
     // The raw path, checked against the layout: percent-encoded dots or

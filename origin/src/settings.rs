@@ -82,6 +82,9 @@ pub struct Settings {
     #[command(flatten)]
     pub rtmp_limits: crate::ingest::rtmp::RtmpLimits,
 
+    #[command(flatten)]
+    pub http: ops::http::HttpLimits,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ORIGIN_LOG", default_value = "info")]
     pub log: String,

@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, redis = %settings.redis, "Redis is not reachable yet; answering 503 until it is");
     }
 
+    let state_metrics = metrics.clone();
     let state = api::AppState {
         store: Arc::new(store),
         tokens: Arc::new(auth::Tokens::new(&settings.admin_token, &settings.agent_token)),
@@ -45,8 +46,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "router-api listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(ops::shutdown_signal())
+    let conns = state_metrics.connections();
+    ops::http::serve(listener, app, &settings.http, Some(conns), ops::shutdown_signal())
         .await
         .context("HTTP server failed")?;
     tracing::info!("router-api stopped");

@@ -1,4 +1,6 @@
-//! Prometheus metrics: requests by route and status, latency, Redis errors.
+//! Prometheus metrics: requests by route and status, latency, Redis errors,
+//! HTTP connections. Every label takes its values from a fixed set: routes
+//! are templates (or `unmatched`), methods outside [`METHODS`] are `other`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -12,6 +14,20 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pub redis_errors: IntCounter,
+    connections: ops::http::ConnMetrics,
+}
+
+/// The methods counted under their own name; any other is `other`, so a
+/// client inventing method names cannot grow the label set.
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The `method` label of `method`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("other")
 }
 
 impl Metrics {
@@ -41,12 +57,19 @@ impl Metrics {
         registry.register(Box::new(requests.clone())).expect("register");
         registry.register(Box::new(latency.clone())).expect("register");
         registry.register(Box::new(redis_errors.clone())).expect("register");
+        let connections = ops::http::ConnMetrics::register(&registry).expect("register");
         Metrics {
             registry,
             requests,
             latency,
             redis_errors,
+            connections,
         }
+    }
+
+    /// The HTTP server's connection metrics, registered here.
+    pub fn connections(&self) -> ops::http::ConnMetrics {
+        self.connections.clone()
     }
 
     pub fn render(&self) -> String {
@@ -62,20 +85,33 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
     metrics
         .latency
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[&route, method])
         .observe(start.elapsed().as_secs_f64());
     metrics
         .requests
-        .with_label_values(&[&route, &method, resp.status().as_str()])
+        .with_label_values(&[&route, method, resp.status().as_str()])
         .inc();
     resp
 }
 
 pub async fn handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     ([("content-type", ops::METRICS_CONTENT_TYPE)], metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn invented_methods_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
 }

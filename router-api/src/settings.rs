@@ -43,6 +43,9 @@ pub struct Settings {
     #[arg(long, env = "ROUTER_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: String,
 
+    #[command(flatten)]
+    pub http: ops::http::HttpLimits,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `router_api=debug`.
     #[arg(long, env = "ROUTER_LOG", default_value = "info")]
     pub log: String,

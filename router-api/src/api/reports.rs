@@ -4,15 +4,12 @@ use super::AppState;
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use api_types::{
-    ErrorBody, OriginReport, ReportAccepted, validate_host_port, validate_manifest_path, validate_name,
+    ErrorBody, MAX_RENDITIONS, OriginReport, ReportAccepted, validate_host_port, validate_manifest_path, validate_name,
     validate_session,
 };
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-
-/// Most renditions a report may list.
-const MAX_RENDITIONS: usize = 16;
 
 fn validate(origin: &str, name: &str, r: &OriginReport) -> Result<(), ApiError> {
     validate_name("origin id", origin)?;
