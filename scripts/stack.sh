@@ -93,7 +93,7 @@ start_origin() {
   local id=$1 rtmp=$2 http=$3 agent=$4
   mkdir -p "$STATE/$id/hls"
   "$BIN/origin" --origin-id "$id" --rtmp-listen "127.0.0.1:$rtmp" --http-listen "127.0.0.1:$http" \
-    --output-dir "$STATE/$id/hls" --router "http://$ROUTER" > "$LOGS/$id.log" 2>&1 &
+    --output-dir "$STATE/$id/hls" --router "http://$ROUTER" --rtmp-max-per-address 0 > "$LOGS/$id.log" 2>&1 &
   PIDS+=($!)
   wait_for "$id" 15 curl -fsS "http://127.0.0.1:$http/healthz"
   "$BIN/discovery" --origin-id "$id" --output-dir "$STATE/$id/hls" --advertise "127.0.0.1:$http" \
