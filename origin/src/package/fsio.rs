@@ -24,10 +24,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .ok_or_else(|| std::io::Error::other("path has no file name"))?;
     // A dot-prefixed temporary name: never a valid playlist or segment URI.
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(contents)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(contents))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // Do not leave a half-written temporary file behind (disk full).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
