@@ -356,7 +356,11 @@ fn release_later(ctx: &OriginContext, stream: &str, session: &str) {
 
 /// Authorizes `key`, waiting up to [`CLAIM_WAIT`] while another origin
 /// holds the stream's claim (it may have died; its claim then expires).
-async fn authorize(ctx: &OriginContext, key: &str, session: &str) -> Result<api_types::AuthorizeResponse, PublishError> {
+async fn authorize(
+    ctx: &OriginContext,
+    key: &str,
+    session: &str,
+) -> Result<api_types::AuthorizeResponse, PublishError> {
     let deadline = Instant::now() + CLAIM_WAIT;
     let mut logged = false;
     loop {

@@ -200,14 +200,20 @@ fn disabling_deleting_or_rotating_a_key_ends_its_live_publish() {
             Duration::from_secs(15),
         );
         let gone = tried.elapsed();
-        assert!(gone < Duration::from_secs(4), "{how}: the refused publisher ran {gone:?}");
+        assert!(
+            gone < Duration::from_secs(4),
+            "{how}: the refused publisher ran {gone:?}"
+        );
         let m = metrics(&stack.origins[0]);
         assert!(m.contains(&refused(before + 1)), "{how}: {m}");
         let opened: Vec<_> = session_dirs(&stack.origins[0], &name)
             .into_iter()
             .filter(|d| !sessions.contains(d))
             .collect();
-        assert!(opened.is_empty(), "{how}: sessions opened for a revoked key: {opened:?}");
+        assert!(
+            opened.is_empty(),
+            "{how}: sessions opened for a revoked key: {opened:?}"
+        );
     }
     let m = metrics(&stack.origins[0]);
     assert!(

@@ -85,7 +85,10 @@ impl Origin {
     /// No key in the origin's or the router API's log (this harness runs no
     /// discovery agent; `keys.rs` checks the agents' logs too).
     fn assert_no_key_in_logs(&self, keys: &[&str]) {
-        for (who, log) in [("origin", self.process.log()), ("router-api", self.router_process.log())] {
+        for (who, log) in [
+            ("origin", self.process.log()),
+            ("router-api", self.router_process.log()),
+        ] {
             for k in keys {
                 assert!(!log.contains(k), "a stream key is in the {who} log:\n{log}");
             }

@@ -89,4 +89,16 @@ mod tests {
             .collect();
         assert_eq!(names, ["index.m3u8"]);
     }
+
+    /// A write that fails (here the rename: a folder holds the name) leaves
+    /// no temporary file behind.
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("index.m3u8");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&p, b"one").is_err());
+        assert!(!d.path().join(".index.m3u8.tmp").exists(), "the temporary is left");
+    }
 }
