@@ -208,7 +208,7 @@ fn sigterm_ends_rtmp_and_srt_publishes_with_endlist_and_exits_0() {
     }
     let log = origin.process.log();
     assert!(log.contains("origin stopped"), "{log}");
-    origin.assert_no_key_in_logs(&[&rtmp_key, &srt_key]);
+    origin.assert_no_key_in_logs(&[rtmp_key.as_str(), srt_key.as_str()]);
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
 }
 
@@ -391,7 +391,7 @@ fn a_disabled_key_ends_a_live_srt_publish() {
     let other = origin.create("next");
     let _next = ffmpeg_publish(&format!("srt://{}?streamid={other}", origin.srt), "mpegts", 30, H264);
     origin.media_playlists("next", Duration::from_secs(20));
-    origin.assert_no_key_in_logs(&[&key, &other]);
+    origin.assert_no_key_in_logs(&[key.as_str(), other.as_str()]);
 }
 
 #[test]
