@@ -9,7 +9,10 @@
 //! pipelines and write EXT-X-ENDLIST; then the RTMP server (which returns
 //! once its connections have ended), the SRT listener thread and the janitor
 //! are waited for; HTTP goes last, so the last playlists can still be read.
-//! Every wait is bounded by [`SHUTDOWN_TIMEOUT`].
+//! Every wait is bounded by [`SHUTDOWN_TIMEOUT`]. A pipeline drain still
+//! running on a blocking thread after that is not waited for here: the
+//! binary drops its runtime with `shutdown_timeout`, so nothing wedged in
+//! GStreamer or libsrt can stop the process exiting.
 
 use crate::janitor::{self, DiskMetrics};
 use crate::metrics::Metrics;
@@ -105,8 +108,13 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         rtmp_abort.abort();
     }
     if let Some(thread) = srt {
-        let joined = timeout_at(deadline, tokio::task::spawn_blocking(move || thread.join())).await;
-        if !matches!(joined, Ok(Ok(Ok(())))) {
+        // Polled, not joined on a blocking task: a join that outlived the
+        // timeout would hold the runtime's shutdown for ever.
+        while !thread.is_finished() && Instant::now() < deadline {
+            // A poll interval, bounded by the deadline.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !thread.is_finished() || thread.join().is_err() {
             tracing::warn!("the SRT listener did not stop cleanly");
         }
     }

@@ -51,7 +51,7 @@ impl DiskMetrics {
             bytes: IntGauge::new("origin_output_bytes", "Bytes under the output folder at the last sweep")?,
             full: IntGauge::new(
                 "origin_output_full",
-                "Whether the output folder is over --max-disk with only live sessions left (1: new publishes are refused)",
+                "Whether the output folder is over --max-disk with nothing left the janitor can remove (1: new publishes are refused)",
             )?,
             removed: IntCounter::new(
                 "origin_sessions_removed_total",
@@ -231,7 +231,7 @@ pub async fn run(ctx: Arc<OriginContext>, retention: Duration, max_disk: Option<
             tracing::error!(
                 bytes = s.bytes,
                 max_disk = max_disk.unwrap_or(0),
-                "output folder over --max-disk with only live sessions left: refusing new publishes"
+                "output folder over --max-disk with nothing left to remove (live sessions, or ended ones that could not be removed): refusing new publishes"
             );
         } else if !s.full && ctx.disk_full() {
             tracing::info!(

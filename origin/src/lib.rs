@@ -24,4 +24,4 @@ pub mod serve;
 pub mod settings;
 pub mod transcode;
 
-pub use app::{Listeners, run};
+pub use app::{Listeners, SHUTDOWN_TIMEOUT, run};

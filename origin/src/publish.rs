@@ -233,8 +233,16 @@ impl Publish {
         {
             let mut live = ctx.live.lock().expect("live lock");
             if live.contains_key(&stream) {
-                // The claim stays: the publish live here renews it.
+                // The claim stays with the publish live here (authorizing
+                // again kept its session): it renews and releases it.
                 return Err(PublishError::AlreadyLive(stream));
+            }
+            // Checked under the lock shutdown's drain starts from: a publish
+            // authorized while the origin began shutting down never starts.
+            if ctx.shutdown.is_cancelled() {
+                drop(live);
+                release_later(ctx, &stream, &session);
+                return Err(PublishError::ShuttingDown);
             }
             live.insert(stream.clone(), session.clone());
         }
@@ -266,8 +274,7 @@ impl Publish {
             Ok(r) => r,
             Err(e) => {
                 ctx.live.lock().expect("live lock").remove(&stream);
-                let (router, stream, session) = (ctx.router.clone(), stream.clone(), session.clone());
-                ctx.tasks.spawn(async move { router.release(&stream, &session).await });
+                release_later(ctx, &stream, &session);
                 return Err(e);
             }
         };
@@ -341,13 +348,19 @@ impl Drop for Publish {
     }
 }
 
+/// Gives the claim back in the background (shutdown waits for it).
+fn release_later(ctx: &OriginContext, stream: &str, session: &str) {
+    let (router, stream, session) = (ctx.router.clone(), stream.to_string(), session.to_string());
+    ctx.tasks.spawn(async move { router.release(&stream, &session).await });
+}
+
 /// Authorizes `key`, waiting up to [`CLAIM_WAIT`] while another origin
 /// holds the stream's claim (it may have died; its claim then expires).
 async fn authorize(
     ctx: &OriginContext,
     key: &str,
     session: &str,
-) -> Result<api_types::AuthorizeResponse, AuthorizeError> {
+) -> Result<api_types::AuthorizeResponse, PublishError> {
     let deadline = Instant::now() + CLAIM_WAIT;
     let mut logged = false;
     loop {
@@ -358,12 +371,12 @@ async fn authorize(
                     logged = true;
                 }
                 tokio::select! {
-                    _ = ctx.shutdown.cancelled() => return Err(AuthorizeError::ClaimedElsewhere),
+                    _ = ctx.shutdown.cancelled() => return Err(PublishError::ShuttingDown),
                     // A retry interval, not a readiness wait.
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-            r => return r,
+            r => return Ok(r?),
         }
     }
 }

@@ -94,6 +94,28 @@ fn metrics(node: &OriginNode) -> String {
     http_get(node.http, "/metrics").map(|(_, b)| b).unwrap_or_default()
 }
 
+/// `origin_publishers_refused_total{reason="key_refused"}` on `node` (0 when
+/// the series is not there yet).
+fn keys_refused(node: &OriginNode) -> usize {
+    metrics(node)
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"origin_publishers_refused_total{reason="key_refused"} "#))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// The session folders of `stream` on `node`, sorted.
+fn session_dirs(node: &OriginNode, stream: &str) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(node.out.path().join(stream))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 fn wait_exit(p: &mut Process, what: &str, within: Duration) {
     wait_until(what, within, || !p.is_running());
 }
@@ -164,18 +186,33 @@ fn disabling_deleting_or_rotating_a_key_ends_its_live_publish() {
         );
         assert!(endlist < Duration::from_secs(6), "{how}: ENDLIST after {endlist:?}");
 
-        // The revoked key cannot publish again.
+        // The revoked key cannot publish again: refused as a key (the
+        // metric goes up), at once (ffmpeg would publish for 5 s if it were
+        // let in), and no session folder is opened.
+        let refused = |n: usize| format!(r#"origin_publishers_refused_total{{reason="key_refused"}} {n}"#);
+        let before = keys_refused(&stack.origins[0]);
+        let sessions = session_dirs(&stack.origins[0], &name);
+        let tried = Instant::now();
         let mut again = publish(stack.origins[0].rtmp, &key, 5);
         wait_exit(
             &mut again,
             "the revoked key's publish to be refused",
             Duration::from_secs(15),
         );
+        let gone = tried.elapsed();
         assert!(
-            !std::fs::read_to_string(&playlist)
-                .unwrap()
-                .contains("#EXT-X-DISCONTINUITY"),
-            "nothing was appended after the end"
+            gone < Duration::from_secs(4),
+            "{how}: the refused publisher ran {gone:?}"
+        );
+        let m = metrics(&stack.origins[0]);
+        assert!(m.contains(&refused(before + 1)), "{how}: {m}");
+        let opened: Vec<_> = session_dirs(&stack.origins[0], &name)
+            .into_iter()
+            .filter(|d| !sessions.contains(d))
+            .collect();
+        assert!(
+            opened.is_empty(),
+            "{how}: sessions opened for a revoked key: {opened:?}"
         );
     }
     let m = metrics(&stack.origins[0]);
@@ -231,6 +268,11 @@ fn one_key_is_live_on_one_origin_at_a_time() {
     wait_until("the first publish to end", Duration::from_secs(5), || {
         ended(&playlist_a)
     });
+    // The claim is released just after EXT-X-ENDLIST: publish on the second
+    // origin once it is gone, or its authorization may still meet it.
+    wait_until("the first origin to release the claim", Duration::from_secs(5), || {
+        stack.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim() == "0"
+    });
     let moved = Instant::now();
     let _second = publish(stack.origins[1].rtmp, &key, 120);
     media_playlist(&stack.origins[1], "golive", Duration::from_secs(20));
@@ -261,5 +303,7 @@ fn one_key_is_live_on_one_origin_at_a_time() {
     });
     let back = died.elapsed();
     println!("dead origin's claim: republished after {:.1} s", back.as_secs_f64());
+    // The claim's 6 s lifetime, the next retry (1 s) and the first segment.
+    assert!(back < Duration::from_secs(12), "republished after {back:?}");
     assert_no_key_in_logs(&stack, &[key]);
 }

@@ -82,6 +82,19 @@ impl Origin {
         }
     }
 
+    /// No key in the origin's or the router API's log (this harness runs no
+    /// discovery agent; `keys.rs` checks the agents' logs too).
+    fn assert_no_key_in_logs(&self, keys: &[&str]) {
+        for (who, log) in [
+            ("origin", self.process.log()),
+            ("router-api", self.router_process.log()),
+        ] {
+            for k in keys {
+                assert!(!log.contains(k), "a stream key is in the {who} log:\n{log}");
+            }
+        }
+    }
+
     /// Creates a passthrough stream (no transcoding) and returns its key.
     fn create(&self, name: &str) -> String {
         let out = Command::new("curl")
@@ -195,10 +208,7 @@ fn sigterm_ends_rtmp_and_srt_publishes_with_endlist_and_exits_0() {
     }
     let log = origin.process.log();
     assert!(log.contains("origin stopped"), "{log}");
-    assert!(
-        !log.contains(&rtmp_key) && !log.contains(&srt_key),
-        "a key is in the log"
-    );
+    origin.assert_no_key_in_logs(&[rtmp_key.as_str(), srt_key.as_str()]);
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
 }
 
@@ -381,6 +391,7 @@ fn a_disabled_key_ends_a_live_srt_publish() {
     let other = origin.create("next");
     let _next = ffmpeg_publish(&format!("srt://{}?streamid={other}", origin.srt), "mpegts", 30, H264);
     origin.media_playlists("next", Duration::from_secs(20));
+    origin.assert_no_key_in_logs(&[key.as_str(), other.as_str()]);
 }
 
 #[test]

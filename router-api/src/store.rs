@@ -17,8 +17,12 @@
 //! lives [`CLAIM_TTL`] unless renewed, so an origin that dies frees its
 //! streams within that time. Disabling, deleting or rotating a stream's key
 //! drops its claim and its routes ([`Store::revoke`]): the next renewal is
-//! refused and the origin ends the publish. The claim scripts get every key
-//! they touch through `KEYS`.
+//! refused and the origin ends the publish. Taking and renewing a claim are
+//! one script that also checks the key and `enabled`. A claim's session
+//! changes only on renewal, and a release must match origin and session, so
+//! a duplicate publish refused on the same origin cannot take the live
+//! publish's claim from it. The claim scripts get every key they touch
+//! through `KEYS`.
 //! A report is live while `expires_at_ms` inside it is in the future. Redis
 //! 7.0 has no per-field TTL, so the hash's own TTL only bounds how long a dead
 //! stream's data lingers; the timestamp decides liveness, and expired fields
@@ -66,8 +70,17 @@ pub enum Claim {
     /// Another origin holds it (its id).
     HeldBy(String),
     /// The key no longer maps to the stream, or the stream is disabled or
-    /// gone (renewals only).
+    /// gone.
     Revoked,
+}
+
+/// Who asks for a claim: see [`Store::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimBy {
+    /// `POST /authorize`: a publisher connecting.
+    Authorize,
+    /// `PUT /claims/{name}`: a publish live on the origin.
+    Renewal,
 }
 
 /// A stream as stored (the key itself is never stored).
@@ -157,8 +170,7 @@ struct Scripts {
     rotate_key: Script,
     update_stream: Script,
     delete_report: Script,
-    take_claim: Script,
-    renew_claim: Script,
+    claim: Script,
     release_claim: Script,
     revoke: Script,
 }
@@ -382,41 +394,33 @@ impl Store {
 
     // ----- claims: one origin per live stream ----------------------------
 
-    /// Takes `name`'s claim for (`origin`, `session`) unless another origin
-    /// holds it. The same origin may take it over (a restarted origin, or a
-    /// publish that replaced its predecessor there).
-    pub async fn take_claim(&self, name: &str, origin: &str, session: &str) -> Result<Claim> {
-        let k = self.key(&["claim", name]);
-        let ttl = CLAIM_TTL.as_millis() as u64;
-        let answer: String = self
-            .run(|mut c| async move {
-                self.scripts
-                    .take_claim
-                    .key(k)
-                    .arg(origin)
-                    .arg(session)
-                    .arg(ttl)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(claim_answer(answer))
-    }
-
-    /// Renews `name`'s claim if the key hashing to `key_hash` still maps to
-    /// `name`, the stream is enabled, and no other origin holds the claim
-    /// (an expired claim is taken again).
-    pub async fn renew_claim(&self, name: &str, key_hash: &str, origin: &str, session: &str) -> Result<Claim> {
+    /// Takes or renews `name`'s claim for (`origin`, `session`), in one
+    /// script, if the key hashing to `key_hash` still maps to `name`, the
+    /// stream is enabled, and no other origin holds the claim (an expired
+    /// claim is taken again). Checking the key in the same script as the
+    /// claim means a disable or rotation cannot slip between the two and leave
+    /// a claim behind that [`Store::revoke`] already dropped.
+    ///
+    /// When this origin already holds the claim under another session,
+    /// [`ClaimBy::Authorize`] keeps that session (it may be a live publish
+    /// that this origin is about to refuse as a duplicate; it must still be
+    /// able to release the claim), while [`ClaimBy::Renewal`] moves the claim
+    /// to the renewing session (only a publish live on the origin renews).
+    pub async fn claim(&self, name: &str, key_hash: &str, origin: &str, session: &str, by: ClaimBy) -> Result<Claim> {
         let (k_key, k_stream, k_claim) = (
             self.key(&["key", key_hash]),
             self.key(&["stream", name]),
             self.key(&["claim", name]),
         );
         let ttl = CLAIM_TTL.as_millis() as u64;
+        let mode = match by {
+            ClaimBy::Authorize => "authorize",
+            ClaimBy::Renewal => "renew",
+        };
         let answer: String = self
             .run(|mut c| async move {
                 self.scripts
-                    .renew_claim
+                    .claim
                     .key(k_key)
                     .key(k_stream)
                     .key(k_claim)
@@ -424,6 +428,7 @@ impl Store {
                     .arg(origin)
                     .arg(session)
                     .arg(ttl)
+                    .arg(mode)
                     .invoke_async(&mut c)
                     .await
             })
@@ -445,13 +450,6 @@ impl Store {
             })
             .await?;
         Ok(released == 1)
-    }
-
-    /// The origin holding `name`'s claim, if any.
-    pub async fn claim_holder(&self, name: &str) -> Result<Option<String>> {
-        let k = self.key(&["claim", name]);
-        let v: Option<String> = self.run(|mut c| async move { c.get(k).await }).await?;
-        Ok(v.and_then(|v| v.split(' ').next().map(str::to_string)))
     }
 
     /// Ends what a revoked stream holds: its claim and its routes, so edges
@@ -684,29 +682,21 @@ impl Scripts {
                 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
                 return n",
             ),
-            // KEYS: claim. ARGV: origin, session, ttl ms. The value is
-            // 'origin session'; origin ids have no spaces.
-            take_claim: Script::new(
-                r"
-                local v = redis.call('GET', KEYS[1])
-                if v then
-                    local holder = string.match(v, '^(%S+)')
-                    if holder ~= ARGV[1] then return holder end
-                end
-                redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
-                return 'ok'",
-            ),
-            // KEYS: key index, stream hash, claim. ARGV: name, origin, session, ttl ms.
-            renew_claim: Script::new(
+            // KEYS: key index, stream hash, claim. ARGV: name, origin,
+            // session, ttl ms, 'authorize' | 'renew'. The claim's value is
+            // 'origin session'; origin ids and sessions have no spaces.
+            claim: Script::new(
                 r"
                 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'revoked' end
                 if redis.call('HGET', KEYS[2], 'enabled') ~= '1' then return 'revoked' end
+                local value = ARGV[2] .. ' ' .. ARGV[3]
                 local v = redis.call('GET', KEYS[3])
                 if v then
                     local holder = string.match(v, '^(%S+)')
                     if holder ~= ARGV[2] then return holder end
+                    if ARGV[5] == 'authorize' then value = v end
                 end
-                redis.call('SET', KEYS[3], ARGV[2] .. ' ' .. ARGV[3], 'PX', ARGV[4])
+                redis.call('SET', KEYS[3], value, 'PX', ARGV[4])
                 return 'ok'",
             ),
             // KEYS: claim. ARGV: 'origin session'.

@@ -240,13 +240,20 @@ async fn claims_keep_a_stream_on_one_origin_and_revocation_ends_them() {
     assert!(msg.contains("another origin"), "{msg}");
     let msg = assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 409).await;
     assert!(msg.contains("another origin"), "{msg}");
-    // The holder renews; the same origin may take over (a restart).
+    // The holder renews; the same origin may authorize again (a restart, or
+    // a duplicate publish it refuses), but that keeps the claim's session, so
+    // the live publish can still release it; the new session takes the claim
+    // with its first renewal (a restarted origin's new publish).
     let renewed: Value = renew(&key, "origin-a", "s1").await.unwrap().json().await.unwrap();
     assert_eq!(renewed, json!({"ttl_ms": 6000}));
     assert_eq!(auth("origin-a", "s3").await.unwrap().status(), 200);
+    assert_eq!(h.redis.cli(&["GET", "dionysia:claim:golive"]).trim(), "origin-a s1");
     // A release by someone who does not hold it changes nothing.
+    assert_eq!(release("origin-a", "s3").await.unwrap().status(), 204);
     assert_eq!(release("origin-b", "s2").await.unwrap().status(), 204);
     assert_error(auth("origin-b", "s2").await.unwrap(), 409).await;
+    assert_eq!(renew(&key, "origin-a", "s3").await.unwrap().status(), 200);
+    assert_eq!(h.redis.cli(&["GET", "dionysia:claim:golive"]).trim(), "origin-a s3");
     // Released: free at once for another origin.
     assert_eq!(release("origin-a", "s3").await.unwrap().status(), 204);
     assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
@@ -274,6 +281,14 @@ async fn claims_keep_a_stream_on_one_origin_and_revocation_ends_them() {
     assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 403).await;
     assert_error(h.req(Method::GET, "/streams/golive").send().await.unwrap(), 404).await;
     assert_eq!(h.redis.cli(&["EXISTS", "dionysia:claim:golive"]).trim(), "0");
+    // A disabled stream's key is refused, and a late heartbeat from its
+    // origin's agent cannot bring the route back.
+    assert_error(auth("origin-b", "s2").await.unwrap(), 403).await;
+    assert_eq!(
+        h.report("origin-b", "golive", "127.0.0.1:8080", "s2").await.status(),
+        409
+    );
+    assert_error(h.req(Method::GET, "/streams/golive").send().await.unwrap(), 404).await;
     h.admin(Method::PATCH, "/admin/streams/golive")
         .json(&json!({"enabled": true}))
         .send()

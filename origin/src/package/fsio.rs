@@ -24,10 +24,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .ok_or_else(|| std::io::Error::other("path has no file name"))?;
     // A dot-prefixed temporary name: never a valid playlist or segment URI.
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(contents)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(contents))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // Do not leave a half-written temporary file behind (disk full).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -84,5 +88,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["index.m3u8"]);
+    }
+
+    /// A write that fails (here the rename: a folder holds the name) leaves
+    /// no temporary file behind.
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("index.m3u8");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&p, b"one").is_err());
+        assert!(!d.path().join(".index.m3u8.tmp").exists(), "the temporary is left");
     }
 }

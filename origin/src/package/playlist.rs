@@ -89,17 +89,22 @@ impl MediaPlaylist {
         self.segments.back().map_or(0, |s| s.sequence + 1)
     }
 
+    /// Whether a segment lasting `d` may be listed: RFC 8216bis 4.4.3.1,
+    /// EXTINF rounded to the nearest integer must not exceed the target
+    /// duration. [`MediaPlaylist::push`] checks it too.
+    pub fn accepts(&self, d: Duration) -> Result<(), PlaylistError> {
+        if d.as_secs_f64().round() as u64 > self.target_duration {
+            return Err(PlaylistError::TooLong(d, self.target_duration));
+        }
+        Ok(())
+    }
+
     /// Appends a complete segment; returns the segments that left the window.
     pub fn push(&mut self, segment: Segment) -> Result<Vec<Segment>, PlaylistError> {
         if self.ended {
             return Err(PlaylistError::Ended);
         }
-        let d = segment.duration();
-        // RFC 8216bis 4.4.3.1: EXTINF rounded to the nearest integer must not
-        // exceed the target duration.
-        if d.as_secs_f64().round() as u64 > self.target_duration {
-            return Err(PlaylistError::TooLong(d, self.target_duration));
-        }
+        self.accepts(segment.duration())?;
         self.segments.push_back(segment);
         let min_window = Duration::from_secs(3 * self.target_duration);
         let mut total: Duration = self.segments.iter().map(Segment::duration).sum();

@@ -197,8 +197,7 @@ impl SessionWriter {
         // duration) is dropped before anything is written: its sequence
         // number, and so its URI, then goes to the next segment, and no URI
         // is ever written twice with other bytes.
-        if p.duration.as_secs_f64().round() as u64 > r.playlist.target_duration() {
-            let e = PlaylistError::TooLong(p.duration, r.playlist.target_duration());
+        if let Err(e) = r.playlist.accepts(p.duration) {
             tracing::error!(stream = %self.stream, rendition = name, error = %e, "segment dropped");
             return Ok(());
         }

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::keys;
-use crate::store::{CLAIM_TTL, Claim};
+use crate::store::{CLAIM_TTL, Claim, ClaimBy};
 use api_types::{
     AuthorizeRequest, AuthorizeResponse, ClaimRelease, ClaimRenewal, ClaimRenewed, ErrorBody, ProfileRef,
     validate_name, validate_session,
@@ -51,7 +51,11 @@ pub async fn authorize(
     let rec = st.store.stream_by_key_hash(&presented).await?;
     match rec {
         Some(r) if bool::from(r.key_hash.as_bytes().ct_eq(presented.as_bytes())) && r.enabled => {
-            match st.store.take_claim(&r.name, &req.origin, &req.session).await? {
+            match st
+                .store
+                .claim(&r.name, &presented, &req.origin, &req.session, ClaimBy::Authorize)
+                .await?
+            {
                 Claim::Held => {
                     tracing::info!(origin = %req.origin, stream = %r.name, session = %req.session, "publish authorized");
                     Ok(Json(AuthorizeResponse {
@@ -63,7 +67,10 @@ pub async fn authorize(
                     tracing::info!(origin = %req.origin, stream = %r.name, %holder, "publish refused: live on another origin");
                     Err(held_elsewhere(&r.name))
                 }
-                Claim::Revoked => Err(ApiError::KeyRefused),
+                Claim::Revoked => {
+                    tracing::info!(origin = %req.origin, stream = %r.name, "publish refused: key revoked meanwhile");
+                    Err(ApiError::KeyRefused)
+                }
             }
         }
         Some(r) => {
@@ -102,7 +109,7 @@ pub async fn renew(
     let presented = keys::hash(&req.key);
     match st
         .store
-        .renew_claim(&name, &presented, &req.origin, &req.session)
+        .claim(&name, &presented, &req.origin, &req.session, ClaimBy::Renewal)
         .await?
     {
         Claim::Held => Ok(Json(ClaimRenewed {

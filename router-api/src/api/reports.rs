@@ -1,4 +1,13 @@
 //! Discovery reports (`/origins/{origin}/streams/{name}`, agent token).
+//!
+//! A report for a disabled stream is refused with 409, so a discovery agent
+//! whose next heartbeat comes before it sees EXT-X-ENDLIST cannot bring back
+//! the routes that disabling the stream dropped (the agent treats a 4xx as
+//! final for that report). Reports for streams the router does not know are
+//! accepted (an agent may run without stream management, and tests report
+//! static folders), so after a delete or a key rotation a heartbeat may
+//! re-add the route until the agent sees the ended playlist: a few seconds,
+//! as the origin ends the publish at its next claim renewal.
 
 use super::AppState;
 use crate::auth::Agent;
@@ -36,6 +45,7 @@ fn validate(origin: &str, name: &str, r: &OriginReport) -> Result<(), ApiError> 
 #[utoipa::path(put, path = "/origins/{origin}/streams/{name}", tag = "discovery", security(("agent" = [])),
     params(("origin" = String, Path), ("name" = String, Path)), request_body = OriginReport,
     responses((status = 200, body = ReportAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the stream is disabled"),
         (status = 503, body = ErrorBody)))]
 pub async fn put(
     _: Agent,
@@ -44,6 +54,10 @@ pub async fn put(
     ApiJson(report): ApiJson<OriginReport>,
 ) -> Result<Json<ReportAccepted>, ApiError> {
     validate(&origin, &name, &report)?;
+    if st.store.get_stream(&name).await?.is_some_and(|r| !r.enabled) {
+        tracing::info!(%origin, stream = %name, "report refused: stream disabled");
+        return Err(ApiError::Conflict(format!("stream {name} is disabled")));
+    }
     let ttl = st.store.put_report(&origin, &name, &report).await?;
     tracing::debug!(%origin, stream = %name, session = %report.session, "report accepted");
     Ok(Json(ReportAccepted {
