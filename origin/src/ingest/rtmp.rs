@@ -67,6 +67,7 @@ pub struct RtmpLimits {
     /// RTMP connections served at once (publishers and anyone else on the
     /// port); a connection past the cap is closed at once.
     #[arg(
+        id = "rtmp_max_connections",
         long = "rtmp-max-connections",
         env = "ORIGIN_RTMP_MAX_CONNECTIONS",
         default_value_t = 256
@@ -77,6 +78,7 @@ pub struct RtmpLimits {
     /// TCP load balancer without the PROXY protocol every publisher has the
     /// balancer's address: raise it or set 0 there.
     #[arg(
+        id = "rtmp_max_per_address",
         long = "rtmp-max-per-address",
         env = "ORIGIN_RTMP_MAX_PER_ADDRESS",
         default_value_t = 32
@@ -86,28 +88,28 @@ pub struct RtmpLimits {
     /// Time for the whole setup of an RTMP connection, from accept to the
     /// publish being accepted (handshake, connect, publish, authorization),
     /// however the client spreads its bytes.
-    #[arg(long = "rtmp-setup-timeout", env = "ORIGIN_RTMP_SETUP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(id = "rtmp_setup_timeout", long = "rtmp-setup-timeout", env = "ORIGIN_RTMP_SETUP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub setup_timeout: Duration,
 
     /// A publisher that sends nothing for this long is dropped.
-    #[arg(long = "rtmp-idle-timeout", env = "ORIGIN_RTMP_IDLE_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(id = "rtmp_idle_timeout", long = "rtmp-idle-timeout", env = "ORIGIN_RTMP_IDLE_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
 
     /// Time limit of each write to an RTMP client; a client that does not
     /// read its answers is dropped.
-    #[arg(long = "rtmp-write-timeout", env = "ORIGIN_RTMP_WRITE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(id = "rtmp_write_timeout", long = "rtmp-write-timeout", env = "ORIGIN_RTMP_WRITE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
 
     /// Longest RTMP message accepted, in bytes (one video frame; the
     /// protocol's own limit is 16777215).
-    #[arg(long = "rtmp-max-message", env = "ORIGIN_RTMP_MAX_MESSAGE", default_value_t = 8 << 20,
+    #[arg(id = "rtmp_max_message", long = "rtmp-max-message", env = "ORIGIN_RTMP_MAX_MESSAGE", default_value_t = 8 << 20,
           value_parser = clap::value_parser!(u32).range(4096..=0xff_ffff))]
     pub max_message: u32,
 
     /// Bytes one RTMP connection may hold in partial messages, all chunk
     /// streams together (at least --rtmp-max-message). A connection's memory
     /// is at most twice this plus 1.6 MiB.
-    #[arg(long = "rtmp-max-buffered", env = "ORIGIN_RTMP_MAX_BUFFERED", default_value_t = 16 << 20)]
+    #[arg(id = "rtmp_max_buffered", long = "rtmp-max-buffered", env = "ORIGIN_RTMP_MAX_BUFFERED", default_value_t = 16 << 20)]
     pub max_buffered: usize,
 }
 
