@@ -23,10 +23,12 @@ pub enum Pick {
 /// offload, time to first byte, stalls, live latency and errors.
 ///
 /// Each viewer behaves like a player: it loads the multivariant playlist,
-/// picks a rendition, reloads the live media playlist as RFC 8216bis says
-/// (a target duration after a changed reload, half of one after an unchanged
-/// one), downloads new segments in order (video and audio), keeps a play-out
-/// buffer and counts a stall whenever it runs dry.
+/// picks a rendition, starts HOLD-BACK (three target durations) from the
+/// live edge once the playlist is that long, reloads the live media
+/// playlists as RFC 8216bis says (the last segment's duration after a changed
+/// reload, half a target duration after an unchanged one, from the start of
+/// the reload), downloads new segments in order (video and audio), keeps a
+/// play-out buffer per track and counts a stall whenever one runs dry.
 ///
 /// It only targets loopback addresses unless --allow-target names the host.
 #[derive(Debug, Parser)]
