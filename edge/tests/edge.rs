@@ -95,6 +95,78 @@ fn publish(origin: &Origin, key: &str, secs: u32) -> Process {
     testkit::stack::publish(origin.rtmp, key, secs)
 }
 
+/// Copies one stream's live output from one origin's folder to another's,
+/// renaming its session (`{session}` becomes `{session}m`), until dropped (at
+/// most 90 s). Each file is copied to a dot-name and renamed, like the
+/// origin's own writes, so the second origin never serves half a file.
+struct Mirror {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Mirror {
+    fn start(from: &std::path::Path, to: &std::path::Path, stream: &str) -> Mirror {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (from, to, flag) = (from.join(stream), to.join(stream), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let copy = |src: &std::path::Path, dst: &std::path::Path, rewrite: Option<(&str, &str)>| {
+                let Ok(mut bytes) = std::fs::read(src) else { return };
+                if let Some((a, b)) = rewrite {
+                    bytes = String::from_utf8_lossy(&bytes).replace(a, b).into_bytes();
+                }
+                if std::fs::read(dst).is_ok_and(|old| old == bytes) {
+                    return;
+                }
+                let tmp = dst.with_file_name(format!(".{}.tmp", dst.file_name().unwrap().to_string_lossy()));
+                if std::fs::write(&tmp, &bytes).is_ok() {
+                    let _ = std::fs::rename(&tmp, dst);
+                }
+            };
+            let start = Instant::now();
+            while !flag.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(90) {
+                for session in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+                    if !session.path().is_dir() {
+                        continue;
+                    }
+                    let name = session.file_name().to_string_lossy().into_owned();
+                    let renamed = format!("{name}m");
+                    for rendition in std::fs::read_dir(session.path()).into_iter().flatten().flatten() {
+                        let dst_dir = to.join(&renamed).join(rendition.file_name());
+                        let _ = std::fs::create_dir_all(&dst_dir);
+                        for file in std::fs::read_dir(rendition.path()).into_iter().flatten().flatten() {
+                            let file_name = file.file_name().to_string_lossy().into_owned();
+                            if !file_name.starts_with('.') {
+                                copy(&file.path(), &dst_dir.join(&file_name), None);
+                            }
+                        }
+                    }
+                    // The multivariant playlist last, once its media playlists exist.
+                    copy(
+                        &from.join("index.m3u8"),
+                        &to.join("index.m3u8"),
+                        Some((&name, &renamed)),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Mirror {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// `origin_http_requests_total{kind,status="200"}` of one origin.
 fn origin_requests(origin: &Origin, kind: &str) -> u64 {
     let metrics = http_get(origin.http, "/metrics").map(|r| r.1).unwrap_or_default();
@@ -231,8 +303,11 @@ async fn a_viewer_sticks_to_one_origin_and_moves_when_it_dies() {
     let _serial = SERIAL.lock().await;
     let mut stack = Stack::start(&["origin-a", "origin-b"]);
     let key = stack.create_stream("golive").await;
+    // One key is live on one origin at a time (the router's claim), so the
+    // second origin holds the stream as a mirror of the first's output under
+    // a session of its own: for the edge, two origins holding one stream.
     let _pa = publish(&stack.origins[0], &key, 40);
-    let _pb = publish(&stack.origins[1], &key, 40);
+    let _mirror = Mirror::start(stack.origins[0].out.path(), stack.origins[1].out.path(), "golive");
     wait_until_async("both origins routed", Duration::from_secs(20), || async {
         let v: Value = stack
             .client
