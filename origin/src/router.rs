@@ -84,6 +84,24 @@ impl RouterClient {
             .map_err(|e| AuthorizeError::Unavailable(e.to_string()))
     }
 
+    /// Sends `body` to `/claims/{stream}` and gives back the status; `Err`
+    /// when there is no answer at all.
+    async fn claim_request(
+        &self,
+        method: reqwest::Method,
+        stream: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<StatusCode, AuthorizeError> {
+        self.client
+            .request(method, self.claim_url(stream)?)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map(|r| r.status())
+            .map_err(|e| AuthorizeError::Unavailable(e.without_url().to_string()))
+    }
+
     /// Renews this origin's claim on `stream` with the key it was authorized
     /// with. `Err` means no definitive answer (unreachable, 5xx, ...).
     pub async fn renew(&self, stream: &str, key: &str, session: &str) -> Result<Renewal, AuthorizeError> {
@@ -92,15 +110,7 @@ impl RouterClient {
             origin: self.origin.clone(),
             session: session.to_string(),
         };
-        let resp = self
-            .client
-            .put(self.claim_url(stream)?)
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| AuthorizeError::Unavailable(e.without_url().to_string()))?;
-        match resp.status() {
+        match self.claim_request(reqwest::Method::PUT, stream, &body).await? {
             StatusCode::OK => Ok(Renewal::Held),
             StatusCode::FORBIDDEN => Ok(Renewal::Revoked),
             StatusCode::CONFLICT => Ok(Renewal::ClaimedElsewhere),
@@ -114,15 +124,7 @@ impl RouterClient {
             origin: self.origin.clone(),
             session: session.to_string(),
         };
-        let resp = self
-            .client
-            .delete(self.claim_url(stream)?)
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| AuthorizeError::Unavailable(e.without_url().to_string()))?;
-        match resp.status() {
+        match self.claim_request(reqwest::Method::DELETE, stream, &body).await? {
             s if s.is_success() => Ok(()),
             s => Err(AuthorizeError::Unavailable(format!("answered {s}"))),
         }
