@@ -44,6 +44,8 @@ pub enum ObjectKind {
     MediaPlaylist,
     Init,
     Segment,
+    /// `{msn}.{part}.m4s`: a partial segment of LL-HLS.
+    Part,
 }
 
 impl ObjectKind {
@@ -54,6 +56,7 @@ impl ObjectKind {
             ObjectKind::MediaPlaylist => "playlist",
             ObjectKind::Init => "init",
             ObjectKind::Segment => "segment",
+            ObjectKind::Part => "part",
         }
     }
 }
@@ -89,11 +92,13 @@ pub fn parse_object_path(path: &str) -> Option<ObjectPath<'_>> {
                 PLAYLIST => ObjectKind::MediaPlaylist,
                 INIT_SEGMENT => ObjectKind::Init,
                 f => {
-                    let n = f.strip_suffix(".m4s")?;
-                    if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
+                    let name = f.strip_suffix(".m4s")?;
+                    let number = |n: &str| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
+                    match name.split_once('.') {
+                        None if number(name) => ObjectKind::Segment,
+                        Some((msn, part)) if number(msn) && number(part) => ObjectKind::Part,
+                        _ => return None,
                     }
-                    ObjectKind::Segment
                 }
             };
             Some(ObjectPath {

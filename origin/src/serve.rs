@@ -142,7 +142,9 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
             format!("public, max-age={}", st.playlist_max_age),
         ),
         ObjectKind::Init => ("video/mp4", "public, max-age=31536000, immutable".to_string()),
-        ObjectKind::Segment => ("video/iso.segment", "public, max-age=31536000, immutable".to_string()),
+        ObjectKind::Segment | ObjectKind::Part => {
+            ("video/iso.segment", "public, max-age=31536000, immutable".to_string())
+        }
     };
     let len = body.len();
     let mut r = if method == Method::HEAD {
