@@ -496,3 +496,16 @@ async fn the_held_request_bound_is_reached_while_a_stream_plays() {
         "the viewer kept playing: {ok} ok, failed {failed:?}"
     );
 }
+
+#[test]
+fn the_ll_settings_are_documented_in_help() {
+    testkit::assert_help_documents(
+        testkit::bin_path("edge"),
+        &[
+            "--hold-timeout",
+            "EDGE_HOLD_TIMEOUT",
+            "--max-held-requests",
+            "EDGE_MAX_HELD_REQUESTS",
+        ],
+    );
+}
