@@ -15,8 +15,9 @@
 //! requests are counted with an owned guard ([`Held`]) that every exit path
 //! drops; past `--max-held-requests` the edge answers 503 at once.
 
-use crate::ll::{Position, Skip};
+use crate::ll::Position;
 use crate::storage::FreshWire;
+use api_types::hls_query::Skip;
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
 use prometheus::IntGauge;
@@ -90,8 +91,13 @@ impl Drop for Held {
 
 /// The copy key: origin id, path, skip form (length-prefixed, so no two
 /// triples collide).
-fn key(origin: &str, path: &str, skip: Skip) -> String {
-    format!("{}:{origin}{path} {}", origin.len(), skip.label())
+fn key(origin: &str, path: &str, skip: Option<Skip>) -> String {
+    let skip = match skip {
+        None => "full",
+        Some(Skip::Yes) => "YES",
+        Some(Skip::V2) => "v2",
+    };
+    format!("{}:{origin}{path} {skip}", origin.len())
 }
 
 impl Live {
@@ -111,14 +117,14 @@ impl Live {
     }
 
     /// The copy of `path` (a media playlist) from `origin`, in skip form `skip`.
-    pub fn copy(&self, origin: &str, path: &str, skip: Skip) -> Option<Arc<Copy>> {
+    pub fn copy(&self, origin: &str, path: &str, skip: Option<Skip>) -> Option<Arc<Copy>> {
         self.copies.get(&key(origin, path, skip))
     }
 
     /// The furthest along of a playlist's copies, whatever their skip form:
     /// what a part request is judged by.
     pub fn freshest(&self, origin: &str, path: &str) -> Option<Arc<Copy>> {
-        [Skip::No, Skip::Yes, Skip::V2]
+        [None, Some(Skip::Yes), Some(Skip::V2)]
             .into_iter()
             .filter_map(|s| self.copy(origin, path, s))
             .reduce(|a, b| if b.pos.not_behind(&a.pos) { b } else { a })
@@ -127,7 +133,15 @@ impl Live {
     /// Takes the origin's 200 for a media playlist as the copy if it is an
     /// LL playlist and not behind the copy held. `fetched` is when the
     /// answer's head arrived.
-    pub fn offer(&self, origin: &str, path: &str, skip: Skip, header: ResponseHeader, body: Bytes, fetched: Instant) {
+    pub fn offer(
+        &self,
+        origin: &str,
+        path: &str,
+        skip: Option<Skip>,
+        header: ResponseHeader,
+        body: Bytes,
+        fetched: Instant,
+    ) {
         let Some(pos) = std::str::from_utf8(&body).ok().and_then(Position::parse) else {
             return;
         };
@@ -189,34 +203,27 @@ mod tests {
 
     fn offer(l: &Live, text: &str) {
         let head = ResponseHeader::build(200, None).unwrap();
-        l.offer("o", "/p", Skip::No, head, Bytes::from(text.to_string()), Instant::now());
+        l.offer("o", "/p", None, head, Bytes::from(text.to_string()), Instant::now());
     }
 
     #[test]
     fn a_copy_is_replaced_only_by_one_not_behind_it() {
         let l = live(1);
         offer(&l, PLAYLIST);
-        assert_eq!(l.copy("o", "/p", Skip::No).unwrap().pos.last_segment, Some(7));
+        assert_eq!(l.copy("o", "/p", None).unwrap().pos.last_segment, Some(7));
         offer(&l, &format!("{PLAYLIST}#EXT-X-PART:DURATION=0.3,URI=\"8.0.m4s\"\n"));
-        assert_eq!(l.copy("o", "/p", Skip::No).unwrap().pos.last_part, Some((8, 0)));
+        assert_eq!(l.copy("o", "/p", None).unwrap().pos.last_part, Some((8, 0)));
         // A late answer to an older question does not go back in time.
         offer(&l, PLAYLIST);
-        assert_eq!(l.copy("o", "/p", Skip::No).unwrap().pos.last_part, Some((8, 0)));
-        assert!(l.copy("o", "/p", Skip::Yes).is_none() && l.copy("p", "/p", Skip::No).is_none());
+        assert_eq!(l.copy("o", "/p", None).unwrap().pos.last_part, Some((8, 0)));
+        assert!(l.copy("o", "/p", Some(Skip::Yes)).is_none() && l.copy("p", "/p", None).is_none());
         assert_eq!(l.freshest("o", "/p").unwrap().pos.last_part, Some((8, 0)));
         // Plain HLS (no blocking reloads) and non-playlists are not copied.
         offer(&l, "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:99\n#EXTINF:2,\n99.m4s\n");
-        assert_eq!(l.copy("o", "/p", Skip::No).unwrap().pos.last_part, Some((8, 0)));
+        assert_eq!(l.copy("o", "/p", None).unwrap().pos.last_part, Some((8, 0)));
         let head = ResponseHeader::build(200, None).unwrap();
-        l.offer(
-            "o",
-            "/q",
-            Skip::No,
-            head,
-            Bytes::from_static(b"\xff\xfe"),
-            Instant::now(),
-        );
-        assert!(l.copy("o", "/q", Skip::No).is_none());
+        l.offer("o", "/q", None, head, Bytes::from_static(b"\xff\xfe"), Instant::now());
+        assert!(l.copy("o", "/q", None).is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! LL-HLS at the edge, the pure part: a blocking reload's directives
-//! (`_HLS_msn`, `_HLS_part`, `_HLS_skip`) checked and put in one canonical
-//! form, a media playlist's live position read from its text, and the
-//! verdicts the edge takes from them (answer at once, hold, 400, 404).
+//! LL-HLS at the edge, the pure part: a media playlist's live position read
+//! from its text, and the verdicts the edge takes from it for a blocking
+//! reload or a part request (answer at once, hold, 400, 404). The
+//! directives themselves (`_HLS_msn`, `_HLS_part`, `_HLS_skip`) are read by
+//! `api_types::hls_query`, as the origin reads them.
 //!
 //! Why it exists: with LL-HLS every viewer asks for the next part before it
 //! exists (a blocking reload, or the preload-hinted part), several times a
@@ -16,153 +17,16 @@
 //! of numbers from one pass over the lines, none of the rest. Nothing here
 //! allocates per line but the per-segment part counts (one entry per segment
 //! with parts listed), so the cost is bounded by the body, which the caller
-//! bounds. Std only, so the fuzz target (`fuzz/fuzz_targets/ll.rs`) compiles
-//! this file as it is.
+//! bounds. Std only, so the fuzz target (`fuzz/fuzz_targets/ll.rs`) and the
+//! end-to-end test (`edge/tests/ll.rs`) compile this file as it is.
 
 use std::time::Duration;
-
-/// `_HLS_skip`: whether a delta update was asked for, and which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Skip {
-    No,
-    /// `_HLS_skip=YES`: older segments skipped.
-    Yes,
-    /// `_HLS_skip=v2`: older segments and date ranges skipped.
-    V2,
-}
-
-impl Skip {
-    /// A short label (for copy keys).
-    pub fn label(self) -> &'static str {
-        match self {
-            Skip::No => "full",
-            Skip::Yes => "YES",
-            Skip::V2 => "v2",
-        }
-    }
-}
-
-/// A media playlist request's LL-HLS directives, valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Directives {
-    pub msn: Option<u64>,
-    pub part: Option<u64>,
-    pub skip: Skip,
-}
-
-impl Default for Directives {
-    fn default() -> Directives {
-        Directives::NONE
-    }
-}
-
-impl Directives {
-    /// No directive: a plain playlist request.
-    pub const NONE: Directives = Directives {
-        msn: None,
-        part: None,
-        skip: Skip::No,
-    };
-
-    /// A blocking reload: `_HLS_msn` was given.
-    pub fn blocking(&self) -> Option<(u64, Option<u64>)> {
-        self.msn.map(|m| (m, self.part))
-    }
-
-    /// The canonical query (`?_HLS_msn=M&_HLS_part=P&_HLS_skip=YES`, in
-    /// that order, numbers without leading zeros), or `""`: what the edge
-    /// keys and forwards, so that one question is one key.
-    pub fn query(&self) -> String {
-        let mut q = String::new();
-        let mut add = |k: &str, v: &dyn std::fmt::Display| {
-            q.push(if q.is_empty() { '?' } else { '&' });
-            q.push_str(k);
-            q.push('=');
-            q.push_str(&v.to_string());
-        };
-        if let Some(m) = self.msn {
-            add("_HLS_msn", &m);
-        }
-        if let Some(p) = self.part {
-            add("_HLS_part", &p);
-        }
-        match self.skip {
-            Skip::No => {}
-            Skip::Yes => add("_HLS_skip", &"YES"),
-            Skip::V2 => add("_HLS_skip", &"v2"),
-        }
-        q
-    }
-}
-
-/// Why a request's directives are refused (400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadDirective {
-    /// Not a non-negative decimal integer (or too large), or a skip value
-    /// other than `YES`/`v2`.
-    Value(&'static str),
-    /// The same directive twice: two answers would be possible.
-    Repeated(&'static str),
-    /// `_HLS_part` without `_HLS_msn`.
-    PartWithoutMsn,
-}
-
-impl std::fmt::Display for BadDirective {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BadDirective::Value(k) => write!(f, "{k}: not a valid value"),
-            BadDirective::Repeated(k) => write!(f, "{k} given twice"),
-            BadDirective::PartWithoutMsn => f.write_str("_HLS_part without _HLS_msn"),
-        }
-    }
-}
 
 /// A decimal integer of at most 19 digits (fits `u64` with room).
 fn number(v: &str) -> Option<u64> {
     (!v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
         .then(|| v.parse().ok())
         .flatten()
-}
-
-/// Reads the directives of a media playlist request's query. Only the
-/// spec's three count; every other parameter (another `_HLS_` one
-/// included) is ignored, as it is stripped from the key and the upstream
-/// request.
-pub fn parse_directives(query: Option<&str>) -> Result<Directives, BadDirective> {
-    let mut d = Directives::NONE;
-    let (mut seen_msn, mut seen_part, mut seen_skip) = (false, false, false);
-    for pair in query.unwrap_or("").split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let seen = match k {
-            "_HLS_msn" => &mut seen_msn,
-            "_HLS_part" => &mut seen_part,
-            "_HLS_skip" => &mut seen_skip,
-            _ => continue,
-        };
-        let name = match k {
-            "_HLS_msn" => "_HLS_msn",
-            "_HLS_part" => "_HLS_part",
-            _ => "_HLS_skip",
-        };
-        if std::mem::replace(seen, true) {
-            return Err(BadDirective::Repeated(name));
-        }
-        match k {
-            "_HLS_msn" => d.msn = Some(number(v).ok_or(BadDirective::Value(name))?),
-            "_HLS_part" => d.part = Some(number(v).ok_or(BadDirective::Value(name))?),
-            _ => {
-                d.skip = match v {
-                    "YES" => Skip::Yes,
-                    "v2" => Skip::V2,
-                    _ => return Err(BadDirective::Value(name)),
-                }
-            }
-        }
-    }
-    if d.part.is_some() && d.msn.is_none() {
-        return Err(BadDirective::PartWithoutMsn);
-    }
-    Ok(d)
 }
 
 /// `{msn}.{part}.m4s` taken apart.
@@ -538,32 +402,6 @@ mod tests {
         assert_eq!(p.judge_part(30, 0), PartVerdict::Unknown);
         let ended = Position::parse(&format!("{LIVE}#EXT-X-ENDLIST\n")).unwrap();
         assert_eq!(ended.judge_part(53, 2), PartVerdict::Unknown);
-    }
-
-    #[test]
-    fn directives_are_checked_and_made_canonical() {
-        let d = parse_directives(Some("x=1&_HLS_skip=YES&_HLS_part=02&_HLS_msn=53&_HLS_report=y")).unwrap();
-        assert_eq!(d.query(), "?_HLS_msn=53&_HLS_part=2&_HLS_skip=YES");
-        assert_eq!(d.blocking(), Some((53, Some(2))));
-        assert_eq!(parse_directives(None).unwrap(), Directives::NONE);
-        assert_eq!(parse_directives(Some("t=5&&=")).unwrap().query(), "");
-        assert_eq!(parse_directives(Some("_HLS_skip=v2")).unwrap().query(), "?_HLS_skip=v2");
-        assert_eq!(parse_directives(Some("_HLS_msn=0")).unwrap().query(), "?_HLS_msn=0");
-        for (q, e) in [
-            ("_HLS_part=1", BadDirective::PartWithoutMsn),
-            ("_HLS_part=1&_HLS_skip=YES", BadDirective::PartWithoutMsn),
-            ("_HLS_msn=-1", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn=", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn=1.5", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn=+3", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn=99999999999999999999", BadDirective::Value("_HLS_msn")),
-            ("_HLS_msn=3&_HLS_part=x", BadDirective::Value("_HLS_part")),
-            ("_HLS_msn=3&_HLS_skip=yes", BadDirective::Value("_HLS_skip")),
-            ("_HLS_msn=3&_HLS_msn=4", BadDirective::Repeated("_HLS_msn")),
-        ] {
-            assert_eq!(parse_directives(Some(q)), Err(e), "{q}");
-        }
     }
 
     #[test]

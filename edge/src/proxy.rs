@@ -42,12 +42,13 @@
 //! logged at debug, never answered or counted as a 5xx.
 
 use crate::live::{Copy, Held, Live, MAX_PLAYLIST};
-use crate::ll::{self, Directives, PartVerdict, Verdict};
+use crate::ll::{self, PartVerdict, Verdict};
 use crate::metrics::Metrics;
 use crate::player;
 use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
 use crate::storage::{FreshWire, MokaStorage};
+use api_types::hls_query::{HlsQuery, HlsQueryError};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
 use async_trait::async_trait;
@@ -129,7 +130,7 @@ pub struct Ctx {
     answered: Option<&'static str>,
     upstream_started: Option<Instant>,
     /// A media playlist request's LL-HLS directives.
-    directives: Directives,
+    directives: HlsQuery,
     /// Set while the edge holds this request (it waits for the live edge).
     held: Option<Held>,
     /// The `edge_upstream_requests_total` kind of this request's fetch.
@@ -156,19 +157,29 @@ impl Ctx {
 }
 
 /// What is forwarded to the origin and keyed: the path, plus for a media
-/// playlist its LL-HLS directives in canonical form (see
-/// [`ll::Directives::query`]); every other query parameter is dropped.
-/// Invalid directives are refused (400 at the edge).
+/// playlist its LL-HLS directives in canonical form (`HlsQuery`'s
+/// `Display`), so that one question is one key; every other query parameter
+/// is dropped. Invalid directives are refused (400 at the edge).
 pub(crate) fn target_of(
     obj: &ObjectPath<'_>,
     path: &str,
     query: Option<&str>,
-) -> std::result::Result<(String, Directives), ll::BadDirective> {
+) -> std::result::Result<(String, HlsQuery), HlsQueryError> {
     if obj.kind != ObjectKind::MediaPlaylist {
-        return Ok((path.to_string(), Directives::NONE));
+        return Ok((path.to_string(), HlsQuery::default()));
     }
-    let d = ll::parse_directives(query)?;
-    Ok((format!("{path}{}", d.query()), d))
+    let q = HlsQuery::parse(query)?;
+    let target = if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{q}")
+    };
+    Ok((target, q))
+}
+
+/// A blocking reload's `(msn, part)`.
+fn blocking(q: &HlsQuery) -> Option<(u64, Option<u64>)> {
+    q.msn.map(|m| (m, q.part))
 }
 
 /// The media playlist beside a part (`.../{msn}.{part}.m4s` ->
@@ -368,7 +379,7 @@ impl Edge {
         let origin = &route.origins[i].origin;
         let (target, directives) = target_of(&obj, path, query).ok()?;
         // A blocking reload the freshest copy satisfies: that copy, at once.
-        if let Some((msn, part)) = directives.blocking()
+        if let Some((msn, part)) = blocking(&directives)
             && let Some(copy) = self.live.copy(origin, path, directives.skip)
             && copy.pos.judge(msn, part, copy.age()) == Verdict::Now
         {
@@ -455,7 +466,7 @@ impl Edge {
         };
         match ctx.kind {
             Some(ObjectKind::MediaPlaylist) => {
-                let Some((msn, part)) = ctx.directives.blocking() else {
+                let Some((msn, part)) = blocking(&ctx.directives) else {
                     return Ok(false);
                 };
                 ctx.upstream_kind = "blocking";
@@ -878,5 +889,46 @@ impl ProxyHttp for Edge {
             .bytes
             .with_label_values(&[kind, status])
             .inc_by(session.body_bytes_sent() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_valid_directives_of_media_playlists_are_keyed_in_one_form() {
+        let target = |path: &str, query: Option<&str>| {
+            let obj = parse_object_path(path).expect("a layout path");
+            target_of(&obj, path, query).map(|(t, _)| t)
+        };
+        let playlist = "/s/a1/360p/index.m3u8";
+        assert_eq!(
+            target(
+                playlist,
+                Some("cb=7&_HLS_skip=YES&_HLS_part=02&_HLS_msn=53&_HLS_report=x")
+            ),
+            Ok(format!("{playlist}?_HLS_msn=53&_HLS_part=2&_HLS_skip=YES"))
+        );
+        assert_eq!(target(playlist, Some("token=abc")), Ok(playlist.to_string()));
+        assert_eq!(target(playlist, None), Ok(playlist.to_string()));
+        assert_eq!(
+            target(playlist, Some("_HLS_part=1")),
+            Err(HlsQueryError::PartWithoutMsn)
+        );
+        // Other objects take no directives: the query is dropped, whatever it is.
+        for path in [
+            "/s/index.m3u8",
+            "/s/a1/360p/5.m4s",
+            "/s/a1/360p/5.2.m4s",
+            "/s/a1/360p/init.mp4",
+        ] {
+            assert_eq!(target(path, Some("_HLS_part=1&x=2")), Ok(path.to_string()));
+        }
+        assert_eq!(
+            part_and_playlist("/s/a1/360p/5.2.m4s"),
+            Some(((5, 2), playlist.to_string()))
+        );
+        assert_eq!(part_and_playlist("/s/a1/360p/5.m4s"), None);
     }
 }

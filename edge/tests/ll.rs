@@ -33,15 +33,16 @@ struct Live {
 }
 
 impl Live {
-    /// Router, one origin, an edge with `edge_flags`, and a `secs` publish,
-    /// waited for until its media playlist has parts.
+    /// Router, one origin, an edge with `edge_flags`, and a `secs` publish
+    /// with the test profile `ll` (1 s segments, 1/3 s parts), waited for
+    /// until its media playlist has parts.
     async fn start(edge_flags: &[&str], secs: u32) -> Live {
         let mut stack = testkit::stack::Stack::new();
         stack.add_origin("origin-a");
         let mut flags = vec!["--cache-size", "64MiB"];
         flags.extend_from_slice(edge_flags);
         let edge = stack.add_edge(&flags);
-        let key = stack.create_stream("golive");
+        let key = stack.create_stream_with("golive", Some("ll"));
         let publisher = testkit::stack::publish(stack.origins[0].rtmp, &key, secs);
         let client = Arc::new(
             Client::builder()
