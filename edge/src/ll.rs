@@ -144,7 +144,11 @@ impl Position {
                     pos.last_part = Some((msn, index));
                 }
                 "EXT-X-PRELOAD-HINT" if attr(value, "TYPE") == Some("PART") => {
-                    pos.hint = Some((msn, parts.map_or(0, |(first, n)| first + n)));
+                    // By its name when it follows the layout: the origin
+                    // hints the next segment's first part once the segment
+                    // in progress has its duration, before it is closed.
+                    let named = attr(value, "URI").and_then(|u| part_name(u.rsplit('/').next()?));
+                    pos.hint = Some(named.unwrap_or((msn, parts.map_or(0, |(first, n)| first + n))));
                 }
                 _ => {}
             }
@@ -349,6 +353,17 @@ mod tests {
         );
         assert_eq!(p.in_progress(), Some(8));
         assert_eq!(p.whole_parts, vec![(7, 1)]);
+        // A hint for the next segment's first part, the segment in
+        // progress not closed yet.
+        let early = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n\
+                     #EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-PART:DURATION=0.3,URI=\"7.0.m4s\"\n\
+                     #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"8.0.m4s\"\n";
+        let p2 = Position::parse(early).unwrap();
+        assert_eq!(
+            (p2.last_segment, p2.last_part, p2.hint),
+            (None, Some((7, 0)), Some((8, 0)))
+        );
+        assert_eq!(p2.judge_part(8, 0), PartVerdict::Ahead);
         // 7.3 would be satisfied by 8.0 only, not there yet.
         assert_eq!(p.judge(7, Some(3), Duration::ZERO), Verdict::Hold);
         assert_eq!(p.judge(7, Some(0), Duration::ZERO), Verdict::Now);
