@@ -751,13 +751,20 @@ impl ProxyHttp for Edge {
             }
             capture.body.extend_from_slice(b);
         }
-        let complete = end_of_stream
-            || capture
-                .header
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-                .is_some_and(|n| n == capture.body.len());
+        // Whole only with as many bytes as announced: a truncated answer
+        // never becomes the copy.
+        let length = capture
+            .header
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let complete = match length {
+            Some(n) => n == capture.body.len(),
+            None => end_of_stream,
+        };
+        if end_of_stream && !complete {
+            ctx.capture = None;
+        }
         if complete
             && let Some(c) = ctx.capture.take()
             && let Some(origin) = ctx.origin().map(|o| o.origin.clone())
