@@ -673,9 +673,10 @@ impl ProxyHttp for Edge {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
-        // The origin holds a held request up to three target durations.
+        // The origin holds a held request up to three target durations; the
+        // edge waits for it --hold-timeout.
         peer.options.read_timeout = Some(match ctx.held {
-            Some(_) => self.read_timeout.max(self.live.hold_timeout),
+            Some(_) => self.live.hold_timeout,
             None => self.read_timeout,
         });
         ctx.upstream_started = Some(Instant::now());

@@ -421,6 +421,52 @@ async fn the_specs_400_and_503_answers_through_the_edge() {
     );
     no_held_requests(&live).await;
 
+    // An edge whose --hold-timeout is shorter than the origin's longest hold
+    // says so in its log, and answers a held request the origin has not
+    // answered in time with a 503 of its own, at its hold timeout.
+    let short = testkit::free_addr();
+    let short_edge = Process::spawn(
+        "edge-short-hold",
+        testkit::bin_path("edge"),
+        [
+            "--listen",
+            &short.to_string(),
+            "--router",
+            &format!("http://{}", live.stack.router),
+            "--hold-timeout",
+            "2s",
+        ],
+        &[],
+    );
+    wait_until_async("the second edge ready", Duration::from_secs(10), || async {
+        matches!(http_get(short, "/healthz"), Some((200, _))).then_some(())
+    })
+    .await;
+    let playlist = format!("http://{short}{}", live.playlist);
+    let text = live.client.get(&playlist).send().await.unwrap().text().await.unwrap();
+    let (m, p) = next_part(&Position::parse(&text).unwrap());
+    let start = Instant::now();
+    let r = live
+        .client
+        .get(format!("{playlist}?_HLS_msn={m}&_HLS_part={p}"))
+        .send()
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("did not answer in time"));
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(3 * td),
+        "the edge's own 503 at its hold timeout: {took:?}"
+    );
+    assert!(
+        short_edge
+            .log()
+            .contains("--hold-timeout is not above 3 target durations")
+    );
+    drop(short_edge);
+
     // The publisher goes on (the 503 is the edge's answer to that question
     // for --playlist-ttl, so the waiters all got it; a player retries after
     // Retry-After); then ends: after EXT-X-ENDLIST the directives are
