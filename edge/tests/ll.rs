@@ -387,43 +387,10 @@ async fn the_specs_400_and_503_answers_through_the_edge() {
     assert_eq!(r.status(), 400);
     assert_eq!(live.origin_requests("playlist") - origin, 1, "the origin's own 400");
 
-    // The publisher stops sending (SIGSTOP): held reloads for the next part
-    // get the origin's 503 after three target durations, with Retry-After;
-    // ten of them cost the origin one request.
-    live.publisher.signal(libc::SIGSTOP);
-    // Stopped once two plain reloads 700 ms apart (each past the edge's
-    // 500 ms playlist freshness, so each from the origin) agree.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = live.position().await.1;
-    loop {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let now = live.position().await.1;
-        if now == last {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the playlist kept moving after SIGSTOP");
-        last = now;
-    }
-    let (m, p) = next_part(&last);
-    let origin = live.origin_requests("playlist");
-    let answers = live
-        .burst(&live.reload(&format!("_HLS_msn={m}&_HLS_part={p}")), 10)
-        .await;
-    for (status, retry, _, took) in &answers {
-        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(retry.as_deref(), Some("1"));
-        assert!(*took >= Duration::from_secs(2 * td), "held before the 503: {took:?}");
-    }
-    assert_eq!(
-        live.origin_requests("playlist") - origin,
-        1,
-        "one origin request for ten held reloads"
-    );
-    no_held_requests(&live).await;
-
-    // An edge whose --hold-timeout is shorter than the origin's longest hold
-    // says so in its log, and answers a held request the origin has not
-    // answered in time with a 503 of its own, at its hold timeout.
+    // A second edge, whose --hold-timeout is shorter than the origin's
+    // longest hold, warmed before the publisher stops (the discovery agent
+    // withdraws a stream whose playlists stand still; an edge that routed it
+    // a moment ago keeps its route a while).
     let short = testkit::free_addr();
     let short_edge = Process::spawn(
         "edge-short-hold",
@@ -443,8 +410,28 @@ async fn the_specs_400_and_503_answers_through_the_edge() {
     })
     .await;
     let playlist = format!("http://{short}{}", live.playlist);
-    let text = live.client.get(&playlist).send().await.unwrap().text().await.unwrap();
-    let (m, p) = next_part(&Position::parse(&text).unwrap());
+    let warm = live.client.get(&playlist).send().await.unwrap();
+    assert_eq!(warm.status(), 200);
+
+    // The publisher stops sending (SIGSTOP).
+    live.publisher.signal(libc::SIGSTOP);
+    // Stopped once two plain reloads 700 ms apart (each past the edge's
+    // 500 ms playlist freshness, so each from the origin) agree.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = live.position().await.1;
+    loop {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let now = live.position().await.1;
+        if now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the playlist kept moving after SIGSTOP");
+        last = now;
+    }
+    // The second edge says so in its log, and answers a held request the
+    // origin has not answered in time with a 503 of its own, at its hold
+    // timeout.
+    let (m, p) = next_part(&last);
     let start = Instant::now();
     let r = live
         .client
@@ -466,6 +453,25 @@ async fn the_specs_400_and_503_answers_through_the_edge() {
             .contains("--hold-timeout is not above 3 target durations")
     );
     drop(short_edge);
+
+    // Held reloads for the next part get the origin's 503 after three
+    // target durations, with Retry-After; ten of them cost the origin one
+    // request.
+    let origin = live.origin_requests("playlist");
+    let answers = live
+        .burst(&live.reload(&format!("_HLS_msn={m}&_HLS_part={p}")), 10)
+        .await;
+    for (status, retry, _, took) in &answers {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(*took >= Duration::from_secs(2 * td), "held before the 503: {took:?}");
+    }
+    assert_eq!(
+        live.origin_requests("playlist") - origin,
+        1,
+        "one origin request for ten held reloads"
+    );
+    no_held_requests(&live).await;
 
     // The publisher goes on (the 503 is the edge's answer to that question
     // for --playlist-ttl, so the waiters all got it; a player retries after
