@@ -13,6 +13,7 @@ mod ll;
 
 use ll::Position;
 use reqwest::{Client, StatusCode};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -317,6 +318,49 @@ async fn viewers_waiting_for_one_part_cost_the_origin_one_request() {
     assert_eq!(
         live.edge_metric("edge_upstream_requests_total{kind=\"blocking\"}"),
         upstream
+    );
+
+    // 50 viewers following the live edge for 6 s, each asking for the part
+    // its last answer hints at: the edge sends the origin at most one
+    // blocking reload per part asked for, however many viewers ask.
+    let upstream = live.edge_metric("edge_upstream_requests_total{kind=\"blocking\"}");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (c, url) = (live.client.clone(), live.url(&live.playlist));
+        set.spawn(async move {
+            let mut asked = HashSet::new();
+            let text = c.get(&url).send().await.unwrap().text().await.unwrap();
+            let mut pos = Position::parse(&text).unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(6) && asked.len() < 100 {
+                let (m, p) = next_part(&pos);
+                asked.insert((m, p));
+                let r = c.get(format!("{url}?_HLS_msn={m}&_HLS_part={p}")).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                pos = Position::parse(&r.text().await.unwrap()).unwrap();
+                assert!(pos.satisfies(m, Some(p)));
+            }
+            asked
+        });
+    }
+    let mut parts = HashSet::new();
+    while let Some(asked) = set.join_next().await {
+        parts.extend(asked.unwrap());
+    }
+    let sent = live.edge_metric("edge_upstream_requests_total{kind=\"blocking\"}") - upstream;
+    eprintln!(
+        "50 viewers following the live edge for 6 s: {} parts asked for, {sent} blocking reloads sent to the origin",
+        parts.len()
+    );
+    assert!(
+        parts.len() >= 10,
+        "the viewers followed the live edge: {} parts",
+        parts.len()
+    );
+    assert!(
+        sent as usize <= parts.len(),
+        "{sent} origin requests for {} parts",
+        parts.len()
     );
 }
 
