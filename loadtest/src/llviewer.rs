@@ -71,6 +71,10 @@ pub(crate) struct Playout {
     /// The date being played (set at the join).
     playhead: Option<f64>,
     playing: bool,
+    /// Media ahead of the playhead needed to start playing (once; after a
+    /// stall any media resumes it, as in the plain viewer).
+    start_level: f64,
+    started: bool,
     last_tick: Instant,
     stalled_since: Option<Instant>,
 }
@@ -82,6 +86,8 @@ impl Playout {
             has_audio,
             playhead: None,
             playing: false,
+            start_level: 0.0,
+            started: false,
             last_tick: now,
             stalled_since: None,
         }
@@ -137,11 +143,20 @@ impl Playout {
             }
             None => end,
         });
-        if !self.playing && self.level().is_some_and(|l| l > 0.0) {
+        let need = if self.started { 0.0 } else { self.start_level };
+        if !self.playing && self.level().is_some_and(|l| l > need) {
             self.playing = true;
+            self.started = true;
             return self.stalled_since.take();
         }
         None
+    }
+
+    /// Playback starts at `at` (a date) once `level` seconds of every
+    /// track are loaded beyond it.
+    pub(crate) fn start_at(&mut self, at: f64, level: f64) {
+        self.playhead = Some(at);
+        self.start_level = level;
     }
 
     /// The date being played, while playing.
@@ -313,19 +328,20 @@ pub(crate) async fn play(
     let mut video = Track::new(video_url, VIDEO);
     video.pl = Some(first);
     // The join: PART-HOLD-BACK from the end, once the parts reach back so far.
-    let target = loop {
+    let (target, part) = loop {
         if let Some(pl) = video.pl.as_mut() {
             date_if_undated(pl, &mut video.anchor);
             if let Some((pos, target)) = pl.join(pl.part_hold_back()) {
                 video.pos = Some(pos);
-                break target;
+                break (target, pl.part_target.unwrap_or_default());
             }
         }
         if !shared.reload(&mut video).await {
             return;
         }
     };
-    playout.lock().unwrap().playhead = Some(target);
+    // A media element plays once it has data beyond its position: a part.
+    playout.lock().unwrap().start_at(target, part);
     let audio = audio_url.map(|u| Track::new(u, AUDIO));
     tokio::join!(
         shared.follow(video, Some(variant.uri.clone())),
@@ -637,12 +653,14 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: f64| t0 + Duration::from_secs_f64(s);
         let mut p = Playout::new(true, t0);
-        p.playhead = Some(100.0);
+        p.start_at(100.0, 0.4);
         // Video from 99.8 (its independent part) to 101; no audio yet.
         assert_eq!(p.add(t0, VIDEO, 99.8, 100.333), None);
         assert_eq!(p.add(t0, VIDEO, 100.333, 101.0), None);
         assert!(p.playhead().is_none(), "waits for audio");
-        assert_eq!(p.add(t0, AUDIO, 100.0, 100.5), None);
+        assert_eq!(p.add(t0, AUDIO, 100.0, 100.3), None);
+        assert!(p.playhead().is_none(), "less than the start level");
+        assert_eq!(p.add(t0, AUDIO, 100.3, 100.5), None);
         assert_eq!(p.playhead(), Some(100.0));
         // Half a second on, audio ran out: stalled since then.
         p.tick(at(0.7));
@@ -663,7 +681,7 @@ mod tests {
     fn a_hole_is_jumped() {
         let t0 = Instant::now();
         let mut p = Playout::new(false, t0);
-        p.playhead = Some(10.0);
+        p.start_at(10.0, 0.0);
         p.add(t0, VIDEO, 10.0, 11.0);
         p.tick(t0 + Duration::from_secs(2));
         assert!(p.playhead().is_none());
