@@ -191,6 +191,16 @@ impl Stack {
 
     /// Creates a stream with `curl` and returns its key.
     pub fn create_stream(&self, name: &str) -> String {
+        self.create_stream_with(name, None)
+    }
+
+    /// Creates a stream with transcoding profile `profile` (the router's
+    /// default when `None`; `ll` is low-latency HLS in the test profiles).
+    pub fn create_stream_with(&self, name: &str, profile: Option<&str>) -> String {
+        let body = match profile {
+            Some(p) => format!("{{\"name\":\"{name}\",\"profile\":\"{p}\"}}"),
+            None => format!("{{\"name\":\"{name}\"}}"),
+        };
         let out = std::process::Command::new("curl")
             .args([
                 "-fsS",
@@ -199,11 +209,7 @@ impl Stack {
                 "-H",
                 "content-type: application/json",
             ])
-            .args([
-                "-d",
-                &format!("{{\"name\":\"{name}\"}}"),
-                &format!("http://{}/admin/streams", self.router),
-            ])
+            .args(["-d", &body, &format!("http://{}/admin/streams", self.router)])
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
