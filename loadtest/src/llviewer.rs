@@ -414,7 +414,8 @@ impl Shared<'_> {
         let v = self.viewer;
         let mut pending_switch: Option<(String, Url)> = None;
         while self.live() {
-            self.load_listed(&mut t).await;
+            // A switch waits for a segment boundary: loading stops there.
+            self.load_listed(&mut t, pending_switch.is_some()).await;
             if !self.live() {
                 break;
             }
@@ -452,8 +453,9 @@ impl Shared<'_> {
         }
     }
 
-    /// Loads everything the copy lists from the track's position on.
-    async fn load_listed(&self, t: &mut Track) {
+    /// Loads everything the copy lists from the track's position on, or
+    /// up to the next segment boundary when `to_boundary`.
+    async fn load_listed(&self, t: &mut Track, to_boundary: bool) {
         let v = self.viewer;
         let Some(pl) = t.pl.as_ref() else { return };
         if !t.init_loaded
@@ -471,6 +473,7 @@ impl Shared<'_> {
             }
             match step(pl, pos) {
                 Step::Wait => return,
+                Step::Load { .. } if to_boundary && pos.part == 0 => return,
                 Step::Skip(next) => t.pos = Some(next),
                 Step::Load {
                     kind,
