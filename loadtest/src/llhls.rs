@@ -203,10 +203,10 @@ impl Playlist {
         }
         let text = String::from_utf8_lossy(text);
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
-        if !lines
+        if lines
             .by_ref()
             .find(|(_, l)| !l.is_empty())
-            .is_some_and(|(_, l)| l == "#EXTM3U")
+            .is_none_or(|(_, l)| l != "#EXTM3U")
         {
             return Err(ParseError::NotPlaylist);
         }
@@ -280,10 +280,8 @@ impl Playlist {
                             .ok_or(bad("EXT-X-PART-INF without PART-TARGET"))?,
                     );
                 }
-                "EXT-X-MAP" => {
-                    if pl.map.is_none() {
-                        pl.map = Some(attr(value, "URI").ok_or(bad("EXT-X-MAP without URI"))?.to_string());
-                    }
+                "EXT-X-MAP" if pl.map.is_none() => {
+                    pl.map = Some(attr(value, "URI").ok_or(bad("EXT-X-MAP without URI"))?.to_string());
                 }
                 "EXT-X-PROGRAM-DATE-TIME" => pending.pdt = Some(date(value).ok_or(bad("EXT-X-PROGRAM-DATE-TIME"))?),
                 "EXTINF" => {
@@ -305,10 +303,8 @@ impl Playlist {
                         pdt: None,
                     });
                 }
-                "EXT-X-PRELOAD-HINT" => {
-                    if attr(value, "TYPE") == Some("PART") {
-                        pl.preload_hint = attr(value, "URI").map(str::to_string);
-                    }
+                "EXT-X-PRELOAD-HINT" if attr(value, "TYPE") == Some("PART") => {
+                    pl.preload_hint = attr(value, "URI").map(str::to_string);
                 }
                 "EXT-X-RENDITION-REPORT" => {
                     if pl.rendition_reports.len() >= MAX_RENDITION_REPORTS {

@@ -303,6 +303,8 @@ fn refuses_non_loopback_targets_and_bounds() {
             "--allow-target",
             "--label",
             "--fail-on",
+            "--ll",
+            "--no-preload-hints",
         ],
     );
     testkit::assert_help_documents(env!("CARGO_BIN_EXE_loadtest-compare"), &["--out"]);
