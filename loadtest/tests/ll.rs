@@ -101,6 +101,30 @@ fn ll_viewers_play_parts_through_the_edge_with_low_latency() {
     assert!(per_part <= 1.5, "origin requests per part {per_part}: {ll}");
     assert!(f(ll, &["origin_part_requests"]) >= f(&report, &["distinct_parts"]) * 0.9);
 
+    // Without preload hints (as hls.js): each part after the blocking
+    // reload that lists it; still clean, a little later.
+    let nohint_dir = tempfile::tempdir().unwrap();
+    let (status, nohint, summary) = loadtest(
+        &[
+            "--url",
+            &url,
+            "--viewers",
+            "5",
+            "--ramp",
+            "1s",
+            "--duration",
+            "12s",
+            "--no-preload-hints",
+            "--fail-on",
+            "stalls>0,errors>0,latency_p95_s>4,origin_requests_per_part>1.5",
+        ],
+        nohint_dir.path(),
+    );
+    println!("{summary}");
+    assert!(status.success(), "{status}: {nohint:#}");
+    assert_eq!(nohint["ll"]["preload_hints"], 0);
+    assert!(f(&nohint, &["ll", "blocking_reloads"]) > 5.0 * 8.0 * 2.0);
+
     // The plain viewer on the same stream, for comparison: LL is well
     // under it.
     let plain_dir = tempfile::tempdir().unwrap();
