@@ -135,7 +135,8 @@ pub struct KindReport {
     pub hit_ratio: Option<f64>,
     pub cache_statuses: BTreeMap<String, u64>,
     /// Failed requests by cause: `connect`, `timeout`, `request`, `body`,
-    /// `http NNN`, `unparsable`.
+    /// `http NNN`, `unparsable`, `too long` (a body past its kind's bound:
+    /// 1 MiB for playlists, 64 MiB for media), `not LL-HLS` (`--ll on`).
     pub errors: BTreeMap<String, u64>,
     /// Time to the response head.
     pub ttfb: Distribution,

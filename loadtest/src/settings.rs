@@ -96,7 +96,8 @@ pub struct Settings {
 
     /// Prometheus endpoint read before and after the run for origin offload:
     /// the edge's (default: /metrics on the URL's host), or an origin's, which
-    /// counts the segment requests it served (use that for other caches).
+    /// counts the segment and part requests it served (use that for other
+    /// caches). Origin requests per segment and per part come from it.
     #[arg(long, env = "LOADTEST_METRICS_URL")]
     pub metrics_url: Option<reqwest::Url>,
 

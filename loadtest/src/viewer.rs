@@ -201,6 +201,15 @@ pub(crate) enum Fetch {
     Failed,
 }
 
+/// The largest body read of a kind: playlists as the LL parser takes them,
+/// media far above any segment of ours.
+fn max_body(kind: Kind) -> usize {
+    match kind {
+        Kind::Multivariant | Kind::Playlist => crate::llhls::MAX_BYTES,
+        Kind::Init | Kind::Segment | Kind::Part => 64 << 20,
+    }
+}
+
 /// One answered (or failed) request, with its timing.
 pub(crate) enum Fetched {
     Ok {
@@ -270,22 +279,33 @@ impl Viewer {
             self.stats.error(kind, format!("http {}", status.as_u16()));
             return Fetched::Failed;
         }
-        match resp.bytes().await {
-            Ok(body) => {
-                let total = start.elapsed();
-                self.stats
-                    .response(kind, url.as_str(), ttfb, total, body.len() as u64, cache.as_deref());
-                Fetched::Ok {
-                    body: body.to_vec(),
-                    ttfb,
-                    total,
+        // Read up to the kind's bound: a server that sends more is an error,
+        // not memory.
+        let limit = max_body(kind);
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            self.stats.error(kind, "too long".into());
+            return Fetched::Failed;
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => {
+                    self.stats.error(kind, "too long".into());
+                    return Fetched::Failed;
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(_) => {
+                    self.stats.error(kind, "body".into());
+                    return Fetched::Failed;
                 }
             }
-            Err(_) => {
-                self.stats.error(kind, "body".into());
-                Fetched::Failed
-            }
         }
+        let total = start.elapsed();
+        self.stats
+            .response(kind, url.as_str(), ttfb, total, body.len() as u64, cache.as_deref());
+        Fetched::Ok { body, ttfb, total }
     }
 
     pub(crate) async fn sleep_until_or_stop(&self, until: Instant) -> bool {
