@@ -111,6 +111,11 @@ impl Stack {
 
     /// Adds an origin (test profiles) and its discovery agent (1 s heartbeat).
     pub fn add_origin(&mut self, id: &str) -> &OriginNode {
+        self.add_origin_with(id, &[])
+    }
+
+    /// [`Stack::add_origin`] with more origin flags.
+    pub fn add_origin_with(&mut self, id: &str, extra: &[&str]) -> &OriginNode {
         let (rtmp, http) = (free_addr(), free_addr());
         let out = tempfile::tempdir().expect("tempdir");
         let router = format!("http://{}", self.router);
@@ -131,7 +136,9 @@ impl Stack {
                 &router,
                 "--profiles",
                 profiles.to_str().unwrap(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied()),
             &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
         );
         wait_until("origin ready", Duration::from_secs(10), || {
