@@ -12,14 +12,15 @@
 # file into fuzz/regressions/TARGET/ once fixed, where
 # `cargo test -p rtmp --test regressions` replays it (the playlist target's
 # and ll targets' inputs, seeds only so far, replay in their own fuzz targets
-# only: discovery and the edge are binary crates).
+# only: discovery and the edge are binary crates; the llhls target's are
+# replayed by the load tester's unit test `llhls::tests::fuzz_regressions`).
 # Exit status: non-zero when any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=${1:?usage: fuzz/run.sh MINUTES [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist hls_query ll)
+[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist hls_query ll llhls)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked

@@ -65,7 +65,12 @@ const METRICS: &[(&str, Getter)] = &[
     ("throughput_mbps", |r| Some(r.throughput_mbps)),
     ("latency_p50_s", |r| r.latency.map(|l| l.p50_s)),
     ("latency_p90_s", |r| r.latency.map(|l| l.p90_s)),
+    ("latency_p95_s", |r| r.latency.and_then(|l| l.p95_s)),
     ("latency_p99_s", |r| r.latency.map(|l| l.p99_s)),
+    ("latency_max_s", |r| r.latency.map(|l| l.max_s)),
+    ("origin_requests_per_part", |r| r.origin_requests_per_part),
+    ("rendition_switches", |r| Some(r.rendition_switches as f64)),
+    ("ll_viewers", |r| Some(r.ll.as_ref().map_or(0, |l| l.viewers) as f64)),
 ];
 
 /// Per-kind metrics: `{kind}_ttfb_{p50|p90|p99}_ms`, `{kind}_errors`.
@@ -236,6 +241,10 @@ mod tests {
             origin_offload: None,
             origin_requests_per_segment: None,
             distinct_segments: 0,
+            origin_requests_per_part: None,
+            distinct_parts: 0,
+            rendition_switches: 0,
+            ll: None,
             latency: None,
             cache_statuses: BTreeMap::new(),
             by_kind: BTreeMap::new(),

@@ -6,6 +6,7 @@
 //! `report.json`: [`compare`]).
 //!
 //! Modules: [`settings`] (flags and safety rules), [`viewer`] (one player),
+//! [`llviewer`] (one LL-HLS player), [`llhls`] (the LL-HLS playlist),
 //! [`stats`] (shared measurements), [`run`] (a run, its sampling, the
 //! report), [`model`] (the `report.json` schema), [`report`] (HTML and the
 //! printed summary), [`plot`] (SVG charts and number formatting),
@@ -13,6 +14,8 @@
 
 pub mod compare;
 pub mod gate;
+pub mod llhls;
+pub mod llviewer;
 pub mod model;
 pub mod plot;
 pub mod report;

@@ -60,6 +60,18 @@ pub struct Report {
     /// Origin segment requests per distinct segment viewers fetched.
     pub origin_requests_per_segment: Option<f64>,
     pub distinct_segments: u64,
+    /// Origin part requests answered 200 per distinct part viewers fetched
+    /// (LL-HLS; null without parts or a metrics page).
+    #[serde(default)]
+    pub origin_requests_per_part: Option<f64>,
+    #[serde(default)]
+    pub distinct_parts: u64,
+    /// Rendition switches of adaptive viewers (`--pick adaptive`).
+    #[serde(default)]
+    pub rendition_switches: u64,
+    /// What LL-HLS viewers did; null when no viewer played LL.
+    #[serde(default)]
+    pub ll: Option<LlReport>,
     /// Live latency over all viewers and samples; null when never playing.
     pub latency: Option<Latency>,
     /// X-Cache-Status counts, all kinds.
@@ -78,6 +90,29 @@ pub struct Report {
     pub fail_on: Option<FailOn>,
 }
 
+/// The LL-HLS side of a run (`ll` in `report.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlReport {
+    /// Viewers that played LL-HLS (parts, blocking reloads).
+    pub viewers: u64,
+    /// Playlist requests with `_HLS_msn` (blocking reloads).
+    pub blocking_reloads: u64,
+    /// Delta updates (`EXT-X-SKIP`) applied to a viewer's copy.
+    pub delta_updates: u64,
+    /// Delta updates the copy could not take (a full reload followed).
+    pub delta_failures: u64,
+    /// Requests for the part a `EXT-X-PRELOAD-HINT` named.
+    pub preload_hints: u64,
+    /// Hinted parts that never came (404; not errors).
+    pub preload_hint_misses: u64,
+    /// Origin part requests answered 200 during the run (from the metrics
+    /// page); null when not read.
+    pub origin_part_requests: Option<f64>,
+    /// Origin part requests answered otherwise (404 for a hint that never
+    /// came, 503 past the hold); null when not read.
+    pub origin_part_requests_failed: Option<f64>,
+}
+
 /// Stall events kept in a report (the rest are only counted).
 pub const MAX_STALL_EVENTS: usize = 10_000;
 
@@ -85,6 +120,9 @@ pub const MAX_STALL_EVENTS: usize = 10_000;
 pub struct Latency {
     pub p50_s: f64,
     pub p90_s: f64,
+    /// Absent from reports before LL-HLS viewers (read back as null).
+    #[serde(default)]
+    pub p95_s: Option<f64>,
     pub p99_s: f64,
     pub max_s: f64,
 }
@@ -97,7 +135,8 @@ pub struct KindReport {
     pub hit_ratio: Option<f64>,
     pub cache_statuses: BTreeMap<String, u64>,
     /// Failed requests by cause: `connect`, `timeout`, `request`, `body`,
-    /// `http NNN`, `unparsable`.
+    /// `http NNN`, `unparsable`, `too long` (a body past its kind's bound:
+    /// 1 MiB for playlists, 64 MiB for media), `not LL-HLS` (`--ll on`).
     pub errors: BTreeMap<String, u64>,
     /// Time to the response head.
     pub ttfb: Distribution,

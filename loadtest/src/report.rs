@@ -130,6 +130,14 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
             }),
         ),
         (
+            "Origin requests per part",
+            match (r.origin_requests_per_part, &r.ll) {
+                (Some(v), _) => format!("{} ({} distinct parts)", num(v), r.distinct_parts),
+                (None, Some(_)) => "not read".into(),
+                (None, None) => "no parts (not LL-HLS)".into(),
+            },
+        ),
+        (
             "Errors",
             if r.errors == 0 {
                 "0".into()
@@ -159,8 +167,9 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
         (
             "Live latency",
             r.latency.map_or("never playing".into(), |l| {
+                let p95 = l.p95_s.map_or(String::new(), |p| format!(" · p95 {}", seconds(p)));
                 format!(
-                    "p50 {} · p90 {} · p99 {} (max {})",
+                    "p50 {} · p90 {}{p95} · p99 {} (max {})",
                     seconds(l.p50_s),
                     seconds(l.p90_s),
                     seconds(l.p99_s),
@@ -168,7 +177,22 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 )
             }),
         ),
+        ("Rendition switches", r.rendition_switches.to_string()),
     ];
+    if let Some(ll) = &r.ll {
+        rows.push((
+            "LL-HLS",
+            format!(
+                "{} viewers; {} blocking reloads, {} delta updates ({} refused), {} preload hints ({} never came)",
+                ll.viewers,
+                ll.blocking_reloads,
+                ll.delta_updates,
+                ll.delta_failures,
+                ll.preload_hints,
+                ll.preload_hint_misses
+            ),
+        ));
+    }
     if let Some(f) = &r.fail_on {
         rows.push((
             "--fail-on",
@@ -569,9 +593,14 @@ pub(crate) mod tests {
             origin_offload: Some(1.0 - 91.0 / 4030.0),
             origin_requests_per_segment: Some(1.0333333333),
             distinct_segments: 30,
+            origin_requests_per_part: None,
+            distinct_parts: 0,
+            rendition_switches: 0,
+            ll: None,
             latency: Some(Latency {
                 p50_s: 3.1234567,
                 p90_s: 3.9,
+                p95_s: Some(4.1),
                 p99_s: 4.56789,
                 max_s: 5.0,
             }),

@@ -4,7 +4,7 @@
 //! Many thousands of viewers share one process: each is a tokio task, and
 //! all share one HTTP connection pool.
 
-use crate::model::{Report, SCHEMA, SCHEMA_VERSION, Verdict};
+use crate::model::{LlReport, Report, SCHEMA, SCHEMA_VERSION, Verdict};
 use crate::settings::Settings;
 use crate::stats::{Stats, Totals};
 use crate::viewer::Viewer;
@@ -20,6 +20,11 @@ struct Counters {
     /// Requests that reached the origin, all object kinds.
     origin_fetches: f64,
     origin_segment_fetches: f64,
+    /// Part requests the origin answered with 200 (LL-HLS).
+    origin_part_fetches: f64,
+    /// Part requests answered otherwise (404 for a hint that never came,
+    /// 503 past the hold).
+    origin_part_failed: f64,
 }
 
 /// The most of a metrics page read (ours are a few kB): a page that goes on
@@ -68,6 +73,13 @@ async fn counters(client: &reqwest::Client, url: &reqwest::Url, timeout: Duratio
             let ok = name.starts_with("edge_") || name.contains("status=\"200\"");
             if ok && name.contains("kind=\"segment\"") {
                 c.origin_segment_fetches += v;
+            }
+            if name.contains("kind=\"part\"") {
+                if name.contains("status=\"200\"") {
+                    c.origin_part_fetches += v;
+                } else {
+                    c.origin_part_failed += v;
+                }
             }
         }
     }
@@ -139,6 +151,8 @@ pub async fn run(s: &Settings, command: Vec<String>) -> anyhow::Result<Report> {
             client: client.clone(),
             url: s.url.clone(),
             pick: s.pick,
+            ll: s.ll,
+            preload_hints: !s.no_preload_hints,
             stats: stats.clone(),
             stop_at,
         };
@@ -167,6 +181,7 @@ pub async fn run(s: &Settings, command: Vec<String>) -> anyhow::Result<Report> {
     let after = counters(&client, &metrics_url, Duration::from_secs(3)).await;
     let (hits, lookups) = stats.hits_and_lookups();
     let distinct = stats.distinct_segments();
+    let distinct_parts = stats.distinct_parts();
     let requests = stats.total_requests();
     let (edge_hit_ratio, origin_requests, origin_per_segment) = match (&before, &after) {
         (Some(b), Some(a)) => {
@@ -179,6 +194,26 @@ pub async fn run(s: &Settings, command: Vec<String>) -> anyhow::Result<Report> {
             )
         }
         _ => (None, None, None),
+    };
+    let origin_parts = before.as_ref().zip(after.as_ref()).map(|(b, a)| {
+        (
+            a.origin_part_fetches - b.origin_part_fetches,
+            a.origin_part_failed - b.origin_part_failed,
+        )
+    });
+    let ll = {
+        let c = &stats.ll;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        (n(&c.viewers) > 0).then(|| LlReport {
+            viewers: n(&c.viewers),
+            blocking_reloads: n(&c.blocking_reloads),
+            delta_updates: n(&c.delta_updates),
+            delta_failures: n(&c.delta_failures),
+            preload_hints: n(&c.preload_hints),
+            preload_hint_misses: n(&c.preload_hint_misses),
+            origin_part_requests: origin_parts.map(|p| p.0),
+            origin_part_requests_failed: origin_parts.map(|p| p.1),
+        })
     };
     let errors = stats.total_errors();
     let stalls = stats.stalls.load(Ordering::Relaxed);
@@ -224,6 +259,12 @@ pub async fn run(s: &Settings, command: Vec<String>) -> anyhow::Result<Report> {
             .map(|o| 1.0 - o / requests as f64),
         origin_requests_per_segment: origin_per_segment,
         distinct_segments: distinct,
+        origin_requests_per_part: origin_parts
+            .filter(|_| distinct_parts > 0)
+            .map(|p| p.0 / distinct_parts as f64),
+        distinct_parts,
+        rendition_switches: stats.rendition_switches.load(Ordering::Relaxed),
+        ll,
         latency: stats.latency_summary(),
         cache_statuses: stats.cache_statuses(),
         by_kind: stats.per_kind(),

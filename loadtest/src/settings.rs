@@ -18,6 +18,19 @@ pub enum Pick {
     Adaptive,
 }
 
+/// Whether viewers play LL-HLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ll {
+    /// LL-HLS when the media playlist has EXT-X-PART-INF, plain HLS
+    /// otherwise (what hls.js does with lowLatencyMode, its default).
+    Auto,
+    /// LL-HLS only: a media playlist without EXT-X-PART-INF is an error.
+    On,
+    /// Plain HLS (whole segments, timed reloads) even on an LL stream: the
+    /// control to compare LL latency with.
+    Off,
+}
+
 /// Dionysia load tester: simulated HLS viewers against an edge (or any HLS
 /// server), reporting what operators care about: cache hit ratio, origin
 /// offload, time to first byte, stalls, live latency and errors.
@@ -29,6 +42,14 @@ pub enum Pick {
 /// reload, half a target duration after an unchanged one, from the start of
 /// the reload), downloads new segments in order (video and audio), keeps a
 /// play-out buffer per track and counts a stall whenever one runs dry.
+///
+/// On an LL-HLS stream (EXT-X-PART-INF; see --ll) it plays as an LL player
+/// does instead: it joins PART-HOLD-BACK from the live edge at an
+/// independent part, loads parts, reloads with blocking requests for the
+/// next part (_HLS_msn/_HLS_part, with _HLS_skip=YES delta updates when the
+/// playlist allows them), asks for the EXT-X-PRELOAD-HINT part ahead (see
+/// --no-preload-hints), and joins another rendition where its
+/// EXT-X-RENDITION-REPORT says it is.
 ///
 /// It only targets loopback addresses unless --allow-target names the host.
 #[derive(Debug, Parser)]
@@ -59,9 +80,24 @@ pub struct Settings {
     #[arg(long, env = "LOADTEST_PICK", value_enum, default_value = "random")]
     pub pick: Pick,
 
+    /// LL-HLS: auto (the default) plays LL-HLS when the media playlist has
+    /// EXT-X-PART-INF, as hls.js does (lowLatencyMode is on by default), so
+    /// one command measures what real players get from either kind of
+    /// stream; on fails a viewer whose stream is not LL (an error); off
+    /// plays whole segments even on an LL stream (the plain figures).
+    #[arg(long, env = "LOADTEST_LL", value_enum, default_value = "auto")]
+    pub ll: Ll,
+
+    /// LL-HLS viewers do not request the EXT-X-PRELOAD-HINT part before it
+    /// is listed (hls.js does not); each part is then loaded after the
+    /// blocking reload that lists it.
+    #[arg(long, env = "LOADTEST_NO_PRELOAD_HINTS")]
+    pub no_preload_hints: bool,
+
     /// Prometheus endpoint read before and after the run for origin offload:
     /// the edge's (default: /metrics on the URL's host), or an origin's, which
-    /// counts the segment requests it served (use that for other caches).
+    /// counts the segment and part requests it served (use that for other
+    /// caches). Origin requests per segment and per part come from it.
     #[arg(long, env = "LOADTEST_METRICS_URL")]
     pub metrics_url: Option<reqwest::Url>,
 
@@ -87,8 +123,10 @@ pub struct Settings {
     /// one of > >= < <= == !=, NUMBER may end in %). Metrics: errors,
     /// error_rate, stalls, stalled_viewers, stall_seconds, stall_ratio,
     /// stalls_per_viewer, requests, hit_ratio, edge_hit_ratio,
-    /// origin_offload, origin_requests_per_segment, throughput_mbps,
-    /// latency_p50_s, latency_p90_s, latency_p99_s, and per object kind
+    /// origin_offload, origin_requests_per_segment, origin_requests_per_part,
+    /// throughput_mbps, latency_p50_s, latency_p90_s, latency_p95_s,
+    /// latency_p99_s, latency_max_s, rendition_switches, ll_viewers, and per
+    /// object kind
     /// {kind}_errors, {kind}_ttfb_p50_ms, _p90_ms, _p99_ms. A metric the run
     /// could not measure makes its condition hold. Both reports are written
     /// either way.

@@ -22,18 +22,46 @@ pub enum Kind {
     Playlist,
     Init,
     Segment,
+    /// An LL-HLS part (`EXT-X-PART`).
+    Part,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Multivariant, Kind::Playlist, Kind::Init, Kind::Segment];
+    pub const ALL: [Kind; 5] = [
+        Kind::Multivariant,
+        Kind::Playlist,
+        Kind::Init,
+        Kind::Segment,
+        Kind::Part,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             Kind::Multivariant => "multivariant",
             Kind::Playlist => "playlist",
             Kind::Init => "init",
             Kind::Segment => "segment",
+            Kind::Part => "part",
         }
     }
+}
+
+/// What LL-HLS viewers did, beyond requests (counters).
+#[derive(Debug, Default)]
+pub struct LlCounters {
+    /// Viewers that played a rendition in LL mode.
+    pub viewers: AtomicU64,
+    /// Playlist requests with `_HLS_msn` (blocking reloads).
+    pub blocking_reloads: AtomicU64,
+    /// Delta updates (`_HLS_skip=YES` answered with `EXT-X-SKIP`) applied.
+    pub delta_updates: AtomicU64,
+    /// Delta updates that could not be applied to the viewer's copy (a full
+    /// reload followed).
+    pub delta_failures: AtomicU64,
+    /// Requests for a part named by `EXT-X-PRELOAD-HINT` before it was listed.
+    pub preload_hints: AtomicU64,
+    /// Of those, hinted parts that never came (404: the segment ended
+    /// with fewer parts); neither an error nor a part.
+    pub preload_hint_misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -66,6 +94,10 @@ pub struct Stats {
     /// Latency samples since the last timeline sample.
     interval_latency: Mutex<Histogram<u64>>,
     segments_seen: Mutex<HashSet<String>>,
+    parts_seen: Mutex<HashSet<String>>,
+    /// Rendition switches (adaptive viewers, plain and LL).
+    pub rendition_switches: AtomicU64,
+    pub ll: LlCounters,
     pub stalls: AtomicU64,
     stall_micros: AtomicU64,
     stall_events: Mutex<(Vec<StallEvent>, u64)>,
@@ -125,6 +157,9 @@ impl Stats {
             latency: Mutex::new(hist()),
             interval_latency: Mutex::new(hist()),
             segments_seen: Mutex::default(),
+            parts_seen: Mutex::default(),
+            rendition_switches: AtomicU64::new(0),
+            ll: LlCounters::default(),
             stalls: AtomicU64::new(0),
             stall_micros: AtomicU64::new(0),
             stall_events: Mutex::default(),
@@ -152,8 +187,14 @@ impl Stats {
             .unwrap()
             .get_mut(&kind)
             .map(|h| h.record(micros(total)));
-        if kind == Kind::Segment {
-            self.segments_seen.lock().unwrap().insert(url.to_string());
+        match kind {
+            Kind::Segment => {
+                self.segments_seen.lock().unwrap().insert(url.to_string());
+            }
+            Kind::Part => {
+                self.parts_seen.lock().unwrap().insert(url.to_string());
+            }
+            _ => {}
         }
     }
 
@@ -255,6 +296,16 @@ impl Stats {
         self.segments_seen.lock().unwrap().len() as u64
     }
 
+    pub fn distinct_parts(&self) -> u64 {
+        self.parts_seen.lock().unwrap().len() as u64
+    }
+
+    /// A request that got an answer but counts neither as a response nor
+    /// as an error (a preload hint that never came).
+    pub fn unanswered(&self, kind: Kind) {
+        self.kinds.lock().unwrap().entry(kind).or_default().requests += 1;
+    }
+
     pub fn stall_seconds(&self) -> f64 {
         self.stall_micros.load(Ordering::Relaxed) as f64 / 1e6
     }
@@ -288,6 +339,8 @@ impl Stats {
         let download = self.download.lock().unwrap();
         Kind::ALL
             .iter()
+            // Parts only when there were any: a plain HLS run has none.
+            .filter(|k| **k != Kind::Part || kinds.contains_key(k))
             .map(|k| {
                 let pk = kinds.get(k);
                 let cache = pk.map(|p| p.cache.clone()).unwrap_or_default();
@@ -312,6 +365,7 @@ impl Stats {
         (!h.is_empty()).then(|| Latency {
             p50_s: h.value_at_quantile(0.5) as f64 / 1e6,
             p90_s: h.value_at_quantile(0.9) as f64 / 1e6,
+            p95_s: Some(h.value_at_quantile(0.95) as f64 / 1e6),
             p99_s: h.value_at_quantile(0.99) as f64 / 1e6,
             max_s: h.max() as f64 / 1e6,
         })

@@ -19,7 +19,7 @@
 //! - Live latency is wall-clock time minus the EXT-X-PROGRAM-DATE-TIME of
 //!   the media being played.
 
-use crate::settings::Pick;
+use crate::settings::{Ll, Pick};
 use crate::stats::{Kind, Stats};
 use m3u8_rs::{MasterPlaylist, MediaPlaylist};
 use rand::Rng;
@@ -38,6 +38,9 @@ pub struct Viewer {
     pub client: Client,
     pub url: Url,
     pub pick: Pick,
+    pub ll: Ll,
+    /// LL-HLS: request the EXT-X-PRELOAD-HINT part ahead.
+    pub preload_hints: bool,
     pub stats: Arc<Stats>,
     pub stop_at: Instant,
 }
@@ -193,13 +196,59 @@ impl Buffer {
     }
 }
 
-enum Fetch {
+pub(crate) enum Fetch {
     Ok(Vec<u8>),
     Failed,
 }
 
+/// The largest body read of a kind: playlists as the LL parser takes them,
+/// media far above any segment of ours.
+fn max_body(kind: Kind) -> usize {
+    match kind {
+        Kind::Multivariant | Kind::Playlist => crate::llhls::MAX_BYTES,
+        Kind::Init | Kind::Segment | Kind::Part => 64 << 20,
+    }
+}
+
+/// One answered (or failed) request, with its timing.
+pub(crate) enum Fetched {
+    Ok {
+        body: Vec<u8>,
+        /// Time to the response head.
+        ttfb: Duration,
+        /// Time to the end of the body.
+        total: Duration,
+    },
+    /// 404 where the caller said it may happen (a preload hint that never
+    /// came): not counted as an error, nor as a response.
+    NotFound,
+    /// Counted as an error.
+    Failed,
+}
+
+impl Fetched {
+    /// The body's throughput, bit/s, from the response head to its end
+    /// (what a held request waited is not the network's speed).
+    pub(crate) fn rate(&self) -> Option<f64> {
+        match self {
+            Fetched::Ok { body, ttfb, total } => {
+                Some(body.len() as f64 * 8.0 / (*total - *ttfb).as_secs_f64().max(1e-4))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Viewer {
     async fn fetch(&self, kind: Kind, url: &Url) -> Fetch {
+        match self.fetch_timed(kind, url, false).await {
+            Fetched::Ok { body, .. } => Fetch::Ok(body),
+            _ => Fetch::Failed,
+        }
+    }
+
+    /// A GET, counted in the stats; `may_404` makes a 404 [`Fetched::NotFound`].
+    pub(crate) async fn fetch_timed(&self, kind: Kind, url: &Url, may_404: bool) -> Fetched {
         let start = Instant::now();
         let resp = match self.client.get(url.clone()).send().await {
             Ok(r) => r,
@@ -212,7 +261,7 @@ impl Viewer {
                     "request"
                 };
                 self.stats.error(kind, what.into());
-                return Fetch::Failed;
+                return Fetched::Failed;
             }
         };
         let ttfb = start.elapsed();
@@ -222,35 +271,49 @@ impl Viewer {
             .get("x-cache-status")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if may_404 && status == reqwest::StatusCode::NOT_FOUND {
+            self.stats.unanswered(kind);
+            return Fetched::NotFound;
+        }
         if !status.is_success() {
             self.stats.error(kind, format!("http {}", status.as_u16()));
-            return Fetch::Failed;
+            return Fetched::Failed;
         }
-        match resp.bytes().await {
-            Ok(body) => {
-                self.stats.response(
-                    kind,
-                    url.as_str(),
-                    ttfb,
-                    start.elapsed(),
-                    body.len() as u64,
-                    cache.as_deref(),
-                );
-                Fetch::Ok(body.to_vec())
-            }
-            Err(_) => {
-                self.stats.error(kind, "body".into());
-                Fetch::Failed
+        // Read up to the kind's bound: a server that sends more is an error,
+        // not memory.
+        let limit = max_body(kind);
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            self.stats.error(kind, "too long".into());
+            return Fetched::Failed;
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => {
+                    self.stats.error(kind, "too long".into());
+                    return Fetched::Failed;
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(_) => {
+                    self.stats.error(kind, "body".into());
+                    return Fetched::Failed;
+                }
             }
         }
+        let total = start.elapsed();
+        self.stats
+            .response(kind, url.as_str(), ttfb, total, body.len() as u64, cache.as_deref());
+        Fetched::Ok { body, ttfb, total }
     }
 
-    async fn sleep_until_or_stop(&self, until: Instant) -> bool {
+    pub(crate) async fn sleep_until_or_stop(&self, until: Instant) -> bool {
         tokio::time::sleep_until(until.min(self.stop_at).into()).await;
         Instant::now() < self.stop_at
     }
 
-    fn choose<'a>(
+    pub(crate) fn choose<'a>(
         &self,
         master: &'a MasterPlaylist,
         throughput_bps: Option<f64>,
@@ -305,6 +368,28 @@ impl Viewer {
         let Ok(video_url) = self.url.join(&variant.uri) else {
             return;
         };
+        if self.ll != Ll::Off {
+            // Which kind of player: the media playlist says (EXT-X-PART-INF).
+            let first = loop {
+                match self.fetch(Kind::Playlist, &video_url).await {
+                    Fetch::Ok(body) => match crate::llhls::Playlist::parse(&body) {
+                        Ok(pl) => break pl,
+                        Err(_) => self.stats.error(Kind::Playlist, "unparsable".into()),
+                    },
+                    Fetch::Failed => {}
+                }
+                if !self.sleep_until_or_stop(Instant::now() + Duration::from_secs(1)).await {
+                    return;
+                }
+            };
+            if first.is_ll() {
+                return crate::llviewer::play(&self, &master, variant, video_url, audio_url, first).await;
+            }
+            if self.ll == Ll::On {
+                self.stats.error(Kind::Playlist, "not LL-HLS".into());
+                return;
+            }
+        }
         let mut video = Track::new(video_url, VIDEO);
         let mut audio = audio_url.map(|u| Track::new(u, AUDIO));
         let mut buffer = Buffer::new(audio.is_some(), Instant::now());
@@ -332,6 +417,9 @@ impl Viewer {
                 && let Ok(u) = self.url.join(&next.uri)
             {
                 variant = next;
+                self.stats
+                    .rendition_switches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The new rendition continues where the old one was.
                 let (start, next_seq) = (video.start, video.next_seq);
                 video = Track::new(u, VIDEO);

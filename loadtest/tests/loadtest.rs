@@ -270,6 +270,60 @@ fn an_endless_metrics_page_is_not_read_into_memory() {
 }
 
 #[test]
+fn an_endless_playlist_is_an_error_not_memory() {
+    // A "multivariant playlist" that never ends (up to 64 MiB, or until the
+    // client hangs up); the server stops accepting after 30 s.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ =
+                    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.apple.mpegurl\r\n\r\n#EXTM3U\n");
+                let line = "#EXT-X-STREAM-INF:BANDWIDTH=1\nx/index.m3u8\n".repeat(1000);
+                let mut sent = 0;
+                while sent < 64 << 20 && conn.write_all(line.as_bytes()).is_ok() {
+                    sent += line.len();
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (status, report, _) = loadtest(
+        &[
+            "--url",
+            &format!("http://{addr}/golive/index.m3u8"),
+            "--viewers",
+            "2",
+            "--ramp",
+            "1s",
+            "--duration",
+            "3s",
+        ],
+        dir.path(),
+    );
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let too_long = &report["by_kind"]["multivariant"]["errors"]["too long"];
+    assert!(too_long.as_u64().unwrap() >= 2, "{report:#}");
+    // What was read stayed under the bound, per request.
+    assert!(report["bytes"].as_u64().unwrap() == 0, "{report:#}");
+}
+
+#[test]
 fn fail_on_typos_are_refused_before_the_run() {
     let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(["--url", "http://127.0.0.1:1/x/index.m3u8", "--fail-on", "stals>0"])
@@ -303,6 +357,8 @@ fn refuses_non_loopback_targets_and_bounds() {
             "--allow-target",
             "--label",
             "--fail-on",
+            "--ll",
+            "--no-preload-hints",
         ],
     );
     testkit::assert_help_documents(env!("CARGO_BIN_EXE_loadtest-compare"), &["--out"]);
