@@ -77,6 +77,10 @@ pub struct Edge {
     /// Origins that refused a connection lately (a passive health check):
     /// new viewers and moved viewers are placed elsewhere while one is here.
     pub refused: moka::sync::Cache<String, ()>,
+    /// Longest time a write to a viewer may make no progress: set on every
+    /// session here because pingora makes HTTP/2 sessions itself
+    /// ([`crate::tls`]); `hits` sets it on HTTP/1 ones.
+    pub write_timeout: Duration,
 }
 
 /// How long an origin that refused a connection is passed over.
@@ -373,6 +377,11 @@ impl ProxyHttp for Edge {
 
     fn new_ctx(&self) -> Ctx {
         Ctx::default()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        session.set_write_timeout(Some(self.write_timeout));
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
