@@ -595,12 +595,9 @@ impl ProxyHttp for Edge {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        // The viewer went away: nothing to answer, nothing to alert on.
+        // The viewer went away: nothing to answer, nothing to alert on
+        // (counted in `logging`).
         if let Some(kind) = client_abort(e) {
-            self.metrics.client_aborts.with_label_values(&[kind]).inc();
-            if kind == "timeout" {
-                self.metrics.timed_out[2].inc();
-            }
             tracing::debug!(error = %e, kind, "viewer went away mid-answer");
             return FailToProxy {
                 error_code: 0,
@@ -654,7 +651,16 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // Client aborts are counted here, once per request: a cache hit that
+        // fails mid-body (an HTTP/2 viewer leaving, whose hits all take this
+        // path) reaches this phase but not `fail_to_proxy`.
+        if let Some(kind) = e.and_then(client_abort) {
+            self.metrics.client_aborts.with_label_values(&[kind]).inc();
+            if kind == "timeout" {
+                self.metrics.timed_out[2].inc();
+            }
+        }
         let status = match ctx.answered {
             Some(label) => label,
             None => cache_status(session),

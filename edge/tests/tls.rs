@@ -21,6 +21,9 @@ use tokio::net::TcpStream;
 
 const ADMIN: &str = "admin-token-0123456789";
 const AGENT: &str = "agent-token-0123456789";
+/// A segment larger than HTTP/2's initial flow-control window (64 KiB) and
+/// the socket buffers: a viewer that stops reading stalls the edge's write.
+const BIG: usize = 4 << 20;
 
 /// A self-signed pair for `localhost` and 127.0.0.1, made with the openssl
 /// CLI as `scripts/stack.sh` makes one; returns (cert, key).
@@ -75,7 +78,7 @@ fn install(pair: &(PathBuf, PathBuf), live: &(PathBuf, PathBuf)) {
 
 /// One stream's output as an origin writes it: multivariant playlist, one
 /// rendition with a media playlist, init and 20 kB segments 1..=20 (segment
-/// `n` is 20 000 bytes of `n`).
+/// `n` is 20 000 bytes of `n`), and segment 21 of [`BIG`] bytes.
 fn prepare(out: &Path, stream: &str, session: &str) {
     let dir = out.join(stream).join(session).join("720p");
     std::fs::create_dir_all(&dir).unwrap();
@@ -83,6 +86,7 @@ fn prepare(out: &Path, stream: &str, session: &str) {
     for n in 1..=20u32 {
         std::fs::write(dir.join(format!("{n}.m4s")), vec![n as u8; 20_000]).unwrap();
     }
+    std::fs::write(dir.join("21.m4s"), vec![21u8; BIG]).unwrap();
     let mut pl = String::from(
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI=\"init.mp4\"\n",
     );
@@ -554,6 +558,64 @@ async fn tls_clients_that_never_finish_are_dropped_by_the_limits_while_a_fetch_w
     );
     assert!(edge.metric("edge_tls_handshakes_failed_total{reason=\"timeout\"}") >= 2.0);
     assert!(edge.metric("edge_connections_timed_out_total{limit=\"head\"}") >= 3.0);
+    edge.assert_no_panic();
+}
+
+/// An HTTP/2 HEADERS frame (stream 1, END_STREAM | END_HEADERS) for
+/// `GET https://localhost{path}`, HPACK-encoded by hand: indexed `:method
+/// GET` and `:scheme https`, then `:path` and `:authority` as literals
+/// without indexing (RFC 7541, 6.2.2).
+fn h2_get(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87];
+    for (name_index, value) in [(0x04u8, path), (0x01, "localhost")] {
+        assert!(value.len() < 127);
+        block.push(name_index);
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    let len = block.len() as u32;
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, 0x01, 0x05, 0, 0, 0, 1];
+    frame.extend(block);
+    frame
+}
+
+#[tokio::test]
+async fn an_h2_viewer_that_stops_reading_is_cut_by_the_write_timeout() {
+    let f = Fixture::start();
+    let edge = f.edge("stall", &["--http-write-timeout", "1s", "--http-idle-timeout", "2s"]);
+    let seg = "/live/s1/720p/21.m4s";
+    // Cached first, so the edge writes from its cache.
+    assert_eq!(curl(&edge.http(seg), &[]).body.len(), BIG);
+    // An HTTP/2 viewer that asks for it and never opens its flow-control
+    // window beyond the initial 64 KiB (no WINDOW_UPDATE): the edge's write
+    // makes no progress.
+    let mut s = tls_connect(edge.tls, b"\x02h2").await;
+    let start = Instant::now();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    s.write_all(&h2_get(seg)).await.unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let bound = Duration::from_secs(15);
+    while start.elapsed() < bound {
+        match tokio::time::timeout(bound.saturating_sub(start.elapsed()), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got += n,
+            _ => break,
+        }
+    }
+    let kept = start.elapsed().as_secs_f64();
+    // The write timeout ends the stream, then the idle limit the connection.
+    assert!((2.5..10.0).contains(&kept), "kept {kept:.2} s");
+    assert!(got < BIG / 2, "the viewer got {got} bytes without opening its window");
+    // Meanwhile and after, the segment is served whole over h2.
+    let a = curl(&edge.https(seg), &["--http2", "--cacert", edge.ca.to_str().unwrap()]);
+    assert_eq!((a.version.as_str(), a.body.len()), ("2", BIG));
+    assert!(
+        edge.metric("edge_client_aborts_total{kind=\"timeout\"}") >= 1.0,
+        "{}",
+        edge.p.log()
+    );
     edge.assert_no_panic();
 }
 
