@@ -684,3 +684,84 @@ fn the_tls_settings_are_documented_in_help() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
 }
+
+/// `(msn, part)` of a playlist's preload hint.
+fn preload_hint(playlist: &str) -> Option<(u64, u64)> {
+    let uri = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))?;
+    let (n, p) = uri.trim_end_matches('"').trim_end_matches(".m4s").split_once('.')?;
+    Some((n.parse().ok()?, p.parse().ok()?))
+}
+
+#[test]
+fn low_latency_hls_over_h2_through_the_edge() {
+    // The real chain: ffmpeg publishing, the origin packaging LL-HLS (test
+    // profile `ll`: 1 s segments, 1/3 s parts), the discovery agent, the
+    // router, and the edge's TLS listener; curl as an HTTP/2 player.
+    let mut stack = testkit::stack::Stack::new();
+    let rtmp = stack.add_origin("origin-a").rtmp;
+    let key = stack.create_stream_with("lowlat", Some("ll"));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key_file) = make_pair(dir.path(), "ll");
+    let tls = free_addr();
+    let tls_s = tls.to_string();
+    stack.add_edge(&[
+        "--tls-listen",
+        &tls_s,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+        "--cache-size",
+        "64MiB",
+    ]);
+    let _ffmpeg = testkit::stack::publish(rtmp, &key, 60);
+    let h2 = ["--http2", "--cacert", cert.to_str().unwrap()];
+    let url = |path: &str| format!("https://{tls}{path}");
+
+    let mut master = String::new();
+    wait_until("the multivariant playlist over h2", Duration::from_secs(40), || {
+        let a = curl(&url("/lowlat/index.m3u8"), &h2);
+        master = String::from_utf8_lossy(&a.body).into_owned();
+        a.status == 200
+    });
+    let media = format!(
+        "/lowlat/{}",
+        master
+            .lines()
+            .find(|l| l.ends_with("360p/index.m3u8"))
+            .expect("a 360p rendition")
+    );
+    let mut playlist = String::new();
+    wait_until("parts and a preload hint", Duration::from_secs(20), || {
+        let a = curl(&url(&media), &h2);
+        playlist = String::from_utf8_lossy(&a.body).into_owned();
+        a.status == 200 && playlist.matches("#EXTINF").count() >= 2 && preload_hint(&playlist).is_some()
+    });
+    assert!(playlist.contains("CAN-BLOCK-RELOAD=YES"), "{playlist}");
+
+    // A blocking reload for the hinted part, over h2: held until the part is
+    // listed, then answered.
+    let (msn, part) = preload_hint(&playlist).unwrap();
+    let t = Instant::now();
+    let a = curl(&url(&format!("{media}?_HLS_msn={msn}&_HLS_part={part}")), &h2);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert_eq!((a.version.as_str(), a.status), ("2", 200), "{a:?}");
+    assert!(
+        text.contains(&format!("URI=\"{msn}.{part}.m4s\"")),
+        "the answer lists part {msn}.{part}:\n{text}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "held {:?}", t.elapsed());
+
+    // The part it now hints, asked for before it exists: held, then whole.
+    let (msn, part) = preload_hint(&text).expect("a new hint");
+    let base = media.trim_end_matches("index.m3u8");
+    let a = curl(&url(&format!("{base}{msn}.{part}.m4s")), &h2);
+    assert_eq!((a.version.as_str(), a.status), ("2", 200), "{a:?}");
+    assert!(a.body.len() > 100, "a whole part");
+    // Asked again: the edge's cache answers (parts are immutable).
+    let again = curl(&url(&format!("{base}{msn}.{part}.m4s")), &h2);
+    assert_eq!(again.body, a.body);
+    assert_eq!(again.headers["x-cache-status"], "HIT");
+}
