@@ -112,6 +112,8 @@ pub struct Tls {
     current: RwLock<Arc<SslAcceptor>>,
     reloads: IntCounterVec,
     handshakes_failed: IntCounterVec,
+    /// Handshaken connections by the protocol ALPN chose.
+    connections: IntCounterVec,
 }
 
 /// A file's identity: what a change of it changes.
@@ -192,7 +194,19 @@ impl Tls {
             &["reason"],
         )
         .expect("valid metric");
-        for (c, labels) in [(&reloads, ["ok", "error"]), (&handshakes_failed, ["error", "timeout"])] {
+        let connections = IntCounterVec::new(
+            Opts::new(
+                "edge_tls_connections_total",
+                "Viewer TLS connections handshaken, by the protocol ALPN chose: h2, http/1.1 (also without ALPN)",
+            ),
+            &["protocol"],
+        )
+        .expect("valid metric");
+        for (c, labels) in [
+            (&reloads, ["ok", "error"]),
+            (&handshakes_failed, ["error", "timeout"]),
+            (&connections, ["h2", "http/1.1"]),
+        ] {
             for l in labels {
                 c.with_label_values(&[l]);
             }
@@ -206,6 +220,7 @@ impl Tls {
             current: RwLock::new(Arc::new(acceptor)),
             reloads,
             handshakes_failed,
+            connections,
         };
         Ok((tls, loaded))
     }
@@ -298,7 +313,12 @@ impl Tls {
         let acceptor = self.current();
         let handshake = pingora_core::protocols::tls::server::handshake(&acceptor, *tcp);
         match tokio::time::timeout(limit, handshake).await {
-            Ok(Ok(tls)) => Ok(Box::new(tls)),
+            Ok(Ok(tls)) => {
+                let stream: Stream = Box::new(tls);
+                let protocol = if is_h2(&stream) { "h2" } else { "http/1.1" };
+                self.connections.with_label_values(&[protocol]).inc();
+                Ok(stream)
+            }
             Ok(Err(e)) => {
                 self.handshakes_failed.with_label_values(&["error"]).inc();
                 Err(AcceptError::Handshake(e))

@@ -422,6 +422,9 @@ fn h2_and_http11_over_tls_serve_the_same_bytes_cache_and_stickiness_as_plain_htt
 
     // Errors are the proxy's over h2 too: an unknown stream is 404.
     assert_eq!(curl(&edge.https("/nope/index.m3u8"), &h2).status, 404);
+    // Each curl above was one connection, counted by the protocol ALPN chose.
+    assert!(edge.metric("edge_tls_connections_total{protocol=\"h2\"}") >= 20.0);
+    assert!(edge.metric("edge_tls_connections_total{protocol=\"http/1.1\"}") >= 12.0);
     edge.assert_no_panic();
 }
 
