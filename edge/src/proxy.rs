@@ -1,6 +1,8 @@
 //! The proxy: pingora's phases, filled in for HLS.
 //!
 //! Request path (in pingora's order):
+//! 0. `early_request_filter`: the viewer write timeout, on every session
+//!    (pingora makes HTTP/2 sessions itself, see [`crate::tls`]).
 //! 1. `request_filter`: an HTTP/1.1 request without exactly one `Host` is
 //!    refused (400, RFC 9112 3.2); an `OPTIONS` preflight of a playback path
 //!    is answered 204 (CORS); otherwise only GET/HEAD; `/healthz`, `/metrics` and the
