@@ -17,11 +17,12 @@ RUN npm ci --prefix edge/player --no-audit --no-fund \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      ca-certificates curl libssl3 \
+      ca-certificates curl libssl3 openssl \
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
       gstreamer1.0-plugins-ugly gstreamer1.0-libav \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
-# The origins' output volume: owned by the unprivileged user they run as.
-RUN mkdir -p /hls && chown nobody /hls
+# The origins' output volume and the edge's TLS pair (made by edge-cert in
+# docker-compose.yml): owned by the unprivileged user they run as.
+RUN mkdir -p /hls /tls && chown nobody /hls /tls
 USER nobody

@@ -9,9 +9,11 @@
 #   origin-a  RTMP 127.0.0.1:1936, HTTP 127.0.0.1:8082, its discovery agent 127.0.0.1:9102
 #   origin-b  RTMP 127.0.0.1:1937, HTTP 127.0.0.1:8083, its discovery agent 127.0.0.1:9103
 #   RTMP load balancer (HAProxy)   $LISTEN_HOST:1935 (metrics 127.0.0.1:8405)
-#   edge (viewers, player page)    $LISTEN_HOST:8081
+#   edge (viewers, player page)    $LISTEN_HOST:8081 (HTTP), $LISTEN_HOST:8443 (HTTPS, HTTP/2)
 # State, logs and the generated tokens live in .stack/ (tokens are kept so a
-# restart keeps working keys).
+# restart keeps working keys), and so does the edge's self-signed TLS pair
+# (.stack/tls/edge.crt and edge.key, made once; put your own pair there, and
+# the running edge loads it on its own).
 #
 # Usage: scripts/stack.sh [--no-demo]
 #   --no-demo   do not publish the demo test pattern (publish from OBS instead)
@@ -25,7 +27,7 @@ DEMO=1
 for arg in "$@"; do
   case "$arg" in
     --no-demo) DEMO=0 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -111,10 +113,25 @@ RTMP_LB_LISTEN="$LISTEN_HOST:1935" RTMP_LB_METRICS=127.0.0.1:8405 \
 PIDS+=($!)
 wait_for rtmp-lb 10 curl -fsS http://127.0.0.1:8405/healthz
 
-# The edge viewers watch through.
-"$BIN/edge" --listen "$LISTEN_HOST:8081" --router "http://$ROUTER" > "$LOGS/edge.log" 2>&1 &
+# A self-signed pair for the edge's HTTPS listener, made once: for local use
+# only (a browser asks to accept it once; curl takes --cacert). The edge
+# reloads these files when they change, so a real pair can replace them.
+TLS="$STATE/tls"
+if [ ! -s "$TLS/edge.crt" ] || [ ! -s "$TLS/edge.key" ]; then
+  mkdir -p "$TLS"
+  SAN="DNS:localhost,IP:127.0.0.1"
+  if [[ "$SHOW_HOST" =~ ^[0-9.]+$ ]] && [ "$SHOW_HOST" != 127.0.0.1 ]; then SAN="$SAN,IP:$SHOW_HOST"; fi
+  (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+    -subj "/CN=Dionysia local edge" -addext "subjectAltName=$SAN" \
+    -keyout "$TLS/edge.key" -out "$TLS/edge.crt" 2>"$LOGS/openssl.log")
+fi
+
+# The edge viewers watch through: plain HTTP and HTTPS (HTTP/2 or HTTP/1.1).
+"$BIN/edge" --listen "$LISTEN_HOST:8081" --tls-listen "$LISTEN_HOST:8443" \
+  --tls-cert "$TLS/edge.crt" --tls-key "$TLS/edge.key" --router "http://$ROUTER" > "$LOGS/edge.log" 2>&1 &
 PIDS+=($!)
 wait_for edge 15 curl -fsS http://127.0.0.1:8081/healthz
+wait_for edge-https 15 curl -fsS --cacert "$TLS/edge.crt" https://127.0.0.1:8443/healthz
 
 # The demo stream: created once; its key is rotated on each start so it can be printed.
 auth=(-H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H "content-type: application/json")
@@ -149,7 +166,8 @@ Dionysia is up (logs in $LOGS):
   origin-a            rtmp 127.0.0.1:1936, http://127.0.0.1:8082, agent http://127.0.0.1:9102/metrics
   origin-b            rtmp 127.0.0.1:1937, http://127.0.0.1:8083, agent http://127.0.0.1:9103/metrics
   RTMP load balancer  rtmp://$SHOW_HOST:1935 (HAProxy; metrics http://127.0.0.1:8405/metrics)
-  edge                http://$SHOW_HOST:8081   (metrics: /metrics)
+  edge                http://$SHOW_HOST:8081, https://$SHOW_HOST:8443 (HTTP/2)   (metrics: /metrics)
+                      self-signed certificate: $TLS/edge.crt
   tokens              $STATE/tokens.env
 
 Stream "$STREAM"
@@ -158,7 +176,9 @@ Stream "$STREAM"
     Stream Key  $KEY
   or: ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv rtmp://$SHOW_HOST:1935/live/$KEY
   watch in a browser:   http://$SHOW_HOST:8081/watch/$STREAM
+                    or  https://$SHOW_HOST:8443/watch/$STREAM   (accept the self-signed certificate once)
   any HLS player:       http://$SHOW_HOST:8081/$STREAM/index.m3u8
+                    or  https://$SHOW_HOST:8443/$STREAM/index.m3u8
   every live stream:    http://$SHOW_HOST:8081/watch/
   $( [ "$DEMO" = 1 ] && echo "the demo publisher is sending a test pattern now" || echo "no demo publisher (--no-demo): publish from OBS" )
 

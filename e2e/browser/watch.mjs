@@ -24,6 +24,9 @@ const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
+  // Test pages only, on loopback: the edge's HTTPS listener runs with a
+  // self-signed pair made by the test.
+  ignoreHTTPSErrors: true,
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

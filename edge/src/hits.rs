@@ -42,6 +42,11 @@
 //!   `Retry-After` and closed; each connection holds an owned semaphore
 //!   permit, returned on every exit.
 //!
+//! Connections of the TLS listener (`--tls-listen`) take their permit, then
+//! do their TLS handshake within the head timeout ([`crate::tls`]); HTTP/1.1
+//! over TLS then goes through this same path, and HTTP/2 goes to pingora's
+//! HTTP/2 server and the proxy (this fast path is HTTP/1 only).
+//!
 //! "One answer for one request": a head is plain only with exactly one
 //! `Host` and at most one `Content-Length`; anything odd (obs-fold, which
 //! `httparse` refuses, duplicate or missing `Host`, conflicting framing)
@@ -92,6 +97,9 @@ pub struct HitFirst {
     /// How often a waiting connection checks its clocks.
     tick: Duration,
     permits: Arc<Semaphore>,
+    /// Set for the TLS listener's connections: handshake first (see
+    /// [`crate::tls`]).
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl HitFirst {
@@ -106,6 +114,21 @@ impl HitFirst {
             limits,
             tick,
             permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            tls: None,
+        }
+    }
+
+    /// The application of the TLS listener: the same edge, proxy, limits
+    /// and connection cap (one cap for both listeners), with a TLS
+    /// handshake before HTTP.
+    pub fn tls_twin(&self, tls: Arc<crate::tls::Tls>) -> HitFirst {
+        HitFirst {
+            edge: self.edge.clone(),
+            proxy: self.proxy.clone(),
+            limits: self.limits,
+            tick: self.tick,
+            permits: self.permits.clone(),
+            tls: Some(tls),
         }
     }
 }
@@ -462,11 +485,34 @@ impl ServerApp for HitFirst {
         let metrics = &self.edge.metrics;
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             metrics.connections_refused.inc();
-            let _ = send(&mut stream, REFUSAL, &[], Duration::from_secs(1)).await;
-            close_gently(&mut stream).await;
+            // Before a TLS handshake there is no way to answer: just close.
+            if self.tls.is_none() {
+                let _ = send(&mut stream, REFUSAL, &[], Duration::from_secs(1)).await;
+                close_gently(&mut stream).await;
+            }
             return None;
         };
         let _open = metrics.open_connection();
+        if let Some(tls) = &self.tls {
+            stream = match tls.accept(stream, self.limits.head_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if matches!(e, crate::tls::AcceptError::TimedOut) {
+                        metrics.timed_out[0].inc();
+                    }
+                    tracing::debug!(error = %e, "viewer TLS connection ended before HTTP");
+                    return None;
+                }
+            };
+            if crate::tls::is_h2(&stream) {
+                // HTTP/2: pingora's server and proxy (the fast path here is
+                // HTTP/1 only).
+                if !crate::tls::serve_h2(stream, &self.proxy, self.limits.head_timeout, shutdown).await {
+                    metrics.timed_out[0].inc();
+                }
+                return None;
+            }
+        }
         let mut buf = BytesMut::with_capacity(4096);
         let mut out = Vec::with_capacity(512);
         let mut viewer = None;

@@ -1,7 +1,9 @@
 //! `edge`: the binary. Builds the route table, the cache storage and lock,
 //! and runs the Pingora proxy service until SIGTERM (graceful: stop
 //! accepting after `--shutdown-grace`, finish in-flight requests within
-//! `--shutdown-timeout`) or SIGINT (fast).
+//! `--shutdown-timeout`) or SIGINT (fast). With `--tls-listen`, a second
+//! listener serves HTTPS (HTTP/2 and HTTP/1.1) through the same proxy and
+//! cache, and SIGHUP reloads its certificate ([`tls`]).
 
 mod hits;
 mod live;
@@ -13,10 +15,12 @@ mod resolve;
 mod routes;
 mod settings;
 mod storage;
+mod tls;
 
 use anyhow::Context;
 use clap::Parser;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::ServerConf;
@@ -68,17 +72,38 @@ fn main() -> anyhow::Result<()> {
             .max_capacity(10_000)
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
+        write_timeout: s.write_timeout,
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).
-    let proxy = pingora_proxy::http_proxy(&server.configuration, edge.clone());
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, edge.clone());
+    // HTTP/2 (TLS listener only): an idle connection closes like an idle
+    // HTTP/1 one.
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(s.idle_timeout);
+    proxy.server_options = Some(options);
+    // Loaded before anything listens: a pair that does not load stops the
+    // start-up.
+    let tls = match (&s.tls_listen, &s.tls_cert, &s.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let (tls, loaded) = tls::Tls::load(cert.clone(), key.clone(), &edge.metrics.registry)
+                .with_context(|| format!("cannot load the TLS pair {} / {}", cert.display(), key.display()))?;
+            tracing::info!(fingerprint = %loaded.fingerprint, not_after = %loaded.not_after, "TLS certificate loaded");
+            let tls = Arc::new(tls);
+            tls.watch(s.tls_watch_interval).context("cannot watch the TLS pair")?;
+            Some((addr.clone(), tls))
+        }
+        _ => None,
+    };
     let limits = hits::Limits {
         head_timeout: s.head_timeout,
         idle_timeout: s.idle_timeout,
         write_timeout: s.write_timeout,
         max_connections: s.max_connections,
     };
-    let mut service = Service::new("edge".to_string(), hits::HitFirst::new(edge, proxy, limits));
+    let app = hits::HitFirst::new(edge, proxy, limits);
+    let tls_app = tls.as_ref().map(|(_, t)| app.tls_twin(t.clone()));
+    let mut service = Service::new("edge".to_string(), app);
     let buffers = L4BufferSettings::default().write(usize::try_from(s.write_buffer).context("--write-buffer")?);
     let mut socket = TcpSocketOptions::default();
     socket.tcp_snd_buf = match s.send_buffer {
@@ -88,12 +113,22 @@ fn main() -> anyhow::Result<()> {
     service.add_listener(
         ListenerConfig::tcp(&s.listen)
             .l4_buffer(buffers)
-            .tcp_socket_options(socket),
+            .tcp_socket_options(socket.clone()),
     );
     server.add_service(service);
-    tracing::info!(listen = %s.listen, router = %s.router, cache_size = s.cache_size, "edge running");
     std::net::TcpListener::bind(&s.listen)
         .map(drop)
         .with_context(|| format!("cannot listen on {}", s.listen))?;
+    // The TLS port is a TCP listener of pingora's: the handshake is `hits`'
+    // (under the connection cap and head timeout), not pingora's.
+    if let (Some((addr, _)), Some(app)) = (&tls, tls_app) {
+        let mut service = Service::new("edge-tls".to_string(), app);
+        service.add_listener(ListenerConfig::tcp(addr).l4_buffer(buffers).tcp_socket_options(socket));
+        server.add_service(service);
+        std::net::TcpListener::bind(addr)
+            .map(drop)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+    }
+    tracing::info!(listen = %s.listen, tls_listen = ?s.tls_listen, router = %s.router, cache_size = s.cache_size, "edge running");
     server.run_forever()
 }

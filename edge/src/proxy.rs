@@ -1,6 +1,8 @@
 //! The proxy: pingora's phases, filled in for HLS.
 //!
 //! Request path (in pingora's order):
+//! 0. `early_request_filter`: the viewer write timeout, on every session
+//!    (pingora makes HTTP/2 sessions itself, see [`crate::tls`]).
 //! 1. `request_filter`: an HTTP/1.1 request without exactly one `Host` is
 //!    refused (400, RFC 9112 3.2); an `OPTIONS` preflight of a playback path
 //!    is answered 204 (CORS); otherwise only GET/HEAD; `/healthz`, `/metrics` and the
@@ -86,6 +88,10 @@ pub struct Edge {
     /// Origins that refused a connection lately (a passive health check):
     /// new viewers and moved viewers are placed elsewhere while one is here.
     pub refused: moka::sync::Cache<String, ()>,
+    /// Longest time a write to a viewer may make no progress: set on every
+    /// session here because pingora makes HTTP/2 sessions itself
+    /// ([`crate::tls`]); `hits` sets it on HTTP/1 ones.
+    pub write_timeout: Duration,
 }
 
 /// How long an origin that refused a connection is passed over.
@@ -522,6 +528,11 @@ impl ProxyHttp for Edge {
         Ctx::default()
     }
 
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        session.set_write_timeout(Some(self.write_timeout));
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let req = session.req_header();
         if req.version == http::Version::HTTP_11 && req.headers.get_all(http::header::HOST).iter().count() != 1 {
@@ -808,12 +819,9 @@ impl ProxyHttp for Edge {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        // The viewer went away: nothing to answer, nothing to alert on.
+        // The viewer went away: nothing to answer, nothing to alert on
+        // (counted in `logging`).
         if let Some(kind) = client_abort(e) {
-            self.metrics.client_aborts.with_label_values(&[kind]).inc();
-            if kind == "timeout" {
-                self.metrics.timed_out[2].inc();
-            }
             tracing::debug!(error = %e, kind, "viewer went away mid-answer");
             return FailToProxy {
                 error_code: 0,
@@ -886,7 +894,16 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // Client aborts are counted here, once per request: a cache hit that
+        // fails mid-body (an HTTP/2 viewer leaving, whose hits all take this
+        // path) reaches this phase but not `fail_to_proxy`.
+        if let Some(kind) = e.and_then(client_abort) {
+            self.metrics.client_aborts.with_label_values(&[kind]).inc();
+            if kind == "timeout" {
+                self.metrics.timed_out[2].inc();
+            }
+        }
         let status = match ctx.answered {
             Some(label) => label,
             None => cache_status(session),

@@ -16,6 +16,30 @@ pub struct Settings {
     #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: String,
 
+    /// Address viewers connect to over HTTPS (HTTP/2 or HTTP/1.1, chosen by
+    /// ALPN). Off unless given; needs --tls-cert and --tls-key. The plain
+    /// --listen stays open beside it (tests, internal use, a TLS-terminating
+    /// load balancer).
+    #[arg(long, env = "EDGE_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<String>,
+
+    /// PEM file of the HTTPS certificate, then any intermediate certificates.
+    /// Re-read on SIGHUP and when it changes (see --tls-watch-interval); a
+    /// pair that does not load keeps the previous one (logged as an error).
+    #[arg(long, env = "EDGE_TLS_CERT", requires = "tls_listen")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of the private key of --tls-cert (reloaded with it).
+    #[arg(long, env = "EDGE_TLS_KEY", requires = "tls_listen")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// How often the certificate and key files are checked for changes
+    /// (modification time, size, inode). A change is loaded once both
+    /// files have stayed the same for one interval, so a renewal that
+    /// writes them one after the other is not loaded half-done.
+    #[arg(long, env = "EDGE_TLS_WATCH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub tls_watch_interval: Duration,
+
     /// Router API base URL.
     #[arg(long, env = "EDGE_ROUTER", default_value = "http://127.0.0.1:8090")]
     pub router: reqwest::Url,

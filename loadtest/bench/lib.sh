@@ -40,11 +40,13 @@ cpu_of() {
 # The median of numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# start_nginx_cache PORT ORIGIN_PORT [EXTRA_DIRECTIVES]: nginx with proxy_cache
-# (2 workers, keep-alive to the origin, cache lock, X-Cache-Status) on
-# 127.0.0.1:PORT in front of 127.0.0.1:ORIGIN_PORT; its PID goes to PIDS.
+# start_nginx_cache PORT ORIGIN_PORT [EXTRA_DIRECTIVES] [SERVER_DIRECTIVES]:
+# nginx with proxy_cache (2 workers, keep-alive to the origin, cache lock,
+# X-Cache-Status) on 127.0.0.1:PORT in front of 127.0.0.1:ORIGIN_PORT; its PID
+# goes to PIDS. EXTRA_DIRECTIVES go in the location, SERVER_DIRECTIVES in the
+# server (e.g. a second `listen ... ssl http2` with its certificate).
 start_nginx_cache() {
-  local port=$1 origin=$2 extra=${3:-}
+  local port=$1 origin=$2 extra=${3:-} server=${4:-}
   mkdir -p "$WORK/nginx-$port/cache"
   cat > "$WORK/nginx-$port/nginx.conf" <<CONF
 daemon off;
@@ -59,6 +61,7 @@ http {
   upstream origin { server 127.0.0.1:$origin; keepalive 32; }
   server {
     listen 127.0.0.1:$port;
+    $server
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
