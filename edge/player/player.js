@@ -112,16 +112,22 @@
   // plays up to 10 % faster to come back to it while more than a second is
   // buffered; the speed-up is how a stall's lost time is won back.
   //
-  // Plain: segments only. hls.js's default (and the page's until 2026-12-01)
-  // starts three target durations behind the playlist's end and never
-  // catches up, so every stall adds to the latency for good. The page aims
-  // two target durations plus half a second behind: the next segment is
-  // listed one target duration after the last, and a reload and a fetch fit
-  // in the rest. It uses the same speed-up to get back there (hls.js applies
-  // it in its low-latency mode only; a playlist without parts gives that
-  // mode nothing else to do: no blocking reloads, no parts).
+  // Plain: segments only. hls.js's default, which the page also set until
+  // 2026-12-01 (liveSyncDurationCount: 3), starts three target durations
+  // behind the playlist's end and never speeds up, so the lag of a slow start
+  // or a stall stays for good: 9 to 12 s glass to glass with 2 s segments
+  // (loadtest/bench/latency.sh). The page aims two target durations plus a
+  // second behind the live edge hls.js estimates (the playlist's end plus
+  // the time since it last grew): one target duration for the next segment
+  // to be made and listed, one for the reload that finds it (hls.js reloads
+  // every segment duration, or half of it after an unchanged playlist), and
+  // a second for its fetch and for jitter. It plays up to 10 % faster to get
+  // back there (maxLiveSyncPlaybackRate; hls.js applies it only with
+  // lowLatencyMode on, its default, which changes nothing else for a
+  // playlist without parts: no blocking reloads, no parts), and hls.js adds
+  // a second to the target after each stall (at most one target duration).
   const PLAIN_SYNC_TARGETS = 2;
-  const PLAIN_SYNC_MARGIN = 0.5;
+  const PLAIN_SYNC_MARGIN = 1.0;
   const common = {
     maxLiveSyncPlaybackRate: 1.1,
     // Played media kept for seeking back; bounds memory on a page left open.
