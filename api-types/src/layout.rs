@@ -8,6 +8,7 @@
 //! {stream}/{session}/{rendition}/index.m3u8    media playlist
 //! {stream}/{session}/{rendition}/init.mp4      CMAF init segment
 //! {stream}/{session}/{rendition}/{n}.m4s       media segments
+//! {stream}/{session}/{rendition}/{n}.{p}.m4s   part p of segment n (LL-HLS)
 //! ```
 //!
 //! `{session}` changes on every publish, so a segment URI is never reused
@@ -44,6 +45,8 @@ pub enum ObjectKind {
     MediaPlaylist,
     Init,
     Segment,
+    /// An LL-HLS partial segment (`{n}.{p}.m4s`): immutable like a segment.
+    Part,
 }
 
 impl ObjectKind {
@@ -54,6 +57,7 @@ impl ObjectKind {
             ObjectKind::MediaPlaylist => "playlist",
             ObjectKind::Init => "init",
             ObjectKind::Segment => "segment",
+            ObjectKind::Part => "part",
         }
     }
 }
@@ -89,11 +93,12 @@ pub fn parse_object_path(path: &str) -> Option<ObjectPath<'_>> {
                 PLAYLIST => ObjectKind::MediaPlaylist,
                 INIT_SEGMENT => ObjectKind::Init,
                 f => {
-                    let n = f.strip_suffix(".m4s")?;
-                    if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
+                    let number = |n: &str| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
+                    match f.strip_suffix(".m4s")?.split_once('.') {
+                        None if number(&f[..f.len() - 4]) => ObjectKind::Segment,
+                        Some((n, p)) if number(n) && number(p) => ObjectKind::Part,
+                        _ => return None,
                     }
-                    ObjectKind::Segment
                 }
             };
             Some(ObjectPath {
@@ -116,6 +121,10 @@ mod tests {
         assert_eq!((p.stream, p.media, p.kind), ("golive", None, ObjectKind::Multivariant));
         let p = parse_object_path("/golive/s1/720p/12.m4s").unwrap();
         assert_eq!((p.media, p.kind), (Some(("s1", "720p")), ObjectKind::Segment));
+        assert_eq!(
+            parse_object_path("/golive/s1/720p/12.3.m4s").unwrap().kind,
+            ObjectKind::Part
+        );
         assert_eq!(
             parse_object_path("/golive/s1/720p/init.mp4").unwrap().kind,
             ObjectKind::Init
@@ -143,6 +152,10 @@ mod tests {
             "/golive/s.1/720p/1.m4s",
             "/golive//720p/1.m4s",
             "/golive/s1/720p/1.ts",
+            "/golive/s1/720p/1..m4s",
+            "/golive/s1/720p/.1.m4s",
+            "/golive/s1/720p/1.2.3.m4s",
+            "/golive/s1/720p/1.x.m4s",
         ] {
             assert!(parse_object_path(bad).is_none(), "{bad:?}");
         }

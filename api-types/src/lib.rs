@@ -8,6 +8,7 @@
 //! because every process that accepts one from the outside must apply the same
 //! rule.
 
+pub mod hls_query;
 pub mod ident;
 pub mod layout;
 pub mod router;

@@ -472,7 +472,7 @@ impl ProxyHttp for Edge {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         }
         let ttl = match ctx.kind {
-            Some(ObjectKind::Segment | ObjectKind::Init) => self.segment_ttl,
+            Some(ObjectKind::Segment | ObjectKind::Part | ObjectKind::Init) => self.segment_ttl,
             Some(ObjectKind::MediaPlaylist) => self.playlist_ttl,
             Some(ObjectKind::Multivariant) => self.multivariant_ttl,
             None => return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("not HLS"))),

@@ -77,12 +77,14 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         None => None,
     };
     let janitor = tokio::spawn(janitor::run(ctx.clone(), s.retain_ended, s.max_disk, disk));
-    let state = serve::ServeState {
-        output_dir: Arc::new(s.output_dir.clone()),
+    let state = serve::ServeState::new(
+        s.output_dir.clone(),
         metrics,
         // Half a target duration, in whole seconds (at least 1).
-        playlist_max_age: (target / 2).max(1),
-    };
+        (target / 2).max(1),
+        ctx.playlists.clone(),
+        s.max_held_requests,
+    );
     let http_stop = CancellationToken::new();
     let (limits, stop) = (s.http.clone(), http_stop.clone());
     let http = tokio::spawn(async move { serve::run(listeners.http, state, &limits, stop.cancelled_owned()).await });

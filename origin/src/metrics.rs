@@ -12,6 +12,10 @@ pub struct Metrics {
     pub segments_written: IntCounterVec,
     /// HTTP requests served, by object kind and status.
     pub http_requests: IntCounterVec,
+    /// Requests held open now (LL-HLS blocking reloads and hinted parts).
+    pub held_requests: IntGauge,
+    /// How held requests ended, by kind (playlist, part) and outcome.
+    pub held_outcomes: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -66,8 +70,23 @@ impl Metrics {
             &["kind", "status"],
         )
         .unwrap();
+        let held_requests = IntGauge::new(
+            "origin_held_requests",
+            "Requests held open now: LL-HLS blocking playlist reloads and parts not written yet",
+        )
+        .unwrap();
+        let held_outcomes = IntCounterVec::new(
+            Opts::new(
+                "origin_held_requests_total",
+                "Held requests by kind (playlist, part) and outcome (answered, timeout, refused)",
+            ),
+            &["kind", "outcome"],
+        )
+        .unwrap();
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(held_requests.clone()),
+            Box::new(held_outcomes.clone()),
             Box::new(streams_live.clone()),
             Box::new(publishers_refused.clone()),
             Box::new(frames_in.clone()),
@@ -86,6 +105,8 @@ impl Metrics {
             encoder_lag,
             segments_written,
             http_requests,
+            held_requests,
+            held_outcomes,
         }
     }
 

@@ -11,6 +11,7 @@
 //! ```toml
 //! [profiles.default]
 //! segment_duration = "2s"      # GOP = segment duration, in every rung
+//! part_target = "334ms"        # low-latency HLS parts; omit for plain HLS
 //! audio_bitrate_kbps = 128
 //!
 //! [[profiles.default.rungs]]
@@ -83,6 +84,10 @@ pub struct Profile {
     pub audio_bitrate_kbps: u32,
     #[serde(default)]
     pub rungs: Vec<Rung>,
+    /// Low-latency HLS: the part duration (`part_target = "334ms"`); none
+    /// for plain HLS.
+    #[serde(default, with = "humantime_serde_option")]
+    pub part_target: Option<Duration>,
 }
 
 fn default_segment() -> Duration {
@@ -101,6 +106,18 @@ mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional `"334ms"`-style durations in TOML.
+mod humantime_serde_option {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -171,6 +188,11 @@ impl Profile {
         if self.segment_duration < Duration::from_millis(500) || self.segment_duration > Duration::from_secs(10) {
             return bad("segment_duration must be between 500ms and 10s".into());
         }
+        if let Some(pt) = self.part_target
+            && (pt < Duration::from_millis(100) || pt * 2 > self.segment_duration)
+        {
+            return bad("part_target must be at least 100ms and at most half the segment_duration".into());
+        }
         if self.passthrough != self.rungs.is_empty() {
             return bad("a profile is either passthrough = true or has rungs, not both or neither".into());
         }
@@ -227,6 +249,7 @@ pub struct Profiles {
 pub const BUILTIN: &str = r#"
 [profiles.default]
 segment_duration = "2s"
+part_target = "334ms"
 audio_bitrate_kbps = 128
 rungs = [
   { name = "720p", height = 720, video_bitrate_kbps = 2800, fps = 30, preset = "veryfast" },
@@ -236,12 +259,20 @@ rungs = [
 
 [profiles.low]
 segment_duration = "2s"
+part_target = "334ms"
 audio_bitrate_kbps = 96
 rungs = [
   { name = "360p", height = 360, video_bitrate_kbps = 700, fps = 30, preset = "veryfast" },
 ]
 
 [profiles.passthrough]
+segment_duration = "2s"
+part_target = "334ms"
+passthrough = true
+
+# The source repackaged as plain HLS (no parts), for players and CDNs that
+# cannot take low-latency HLS.
+[profiles.plain]
 segment_duration = "2s"
 passthrough = true
 "#;

@@ -16,7 +16,8 @@
 //! ingest loop that does not watch [`Publish::stopped`] drops its publisher.
 
 use crate::metrics::Metrics;
-use crate::package::session::{Observer, SessionWriter};
+use crate::package::live::Live;
+use crate::package::session::{LowLatency, Observer, SessionWriter};
 use crate::profiles::Profiles;
 use crate::router::{AuthorizeError, Renewal, RouterClient};
 use crate::transcode::{Container, Counters, TranscodeError, Transcoder};
@@ -98,6 +99,9 @@ pub struct OriginContext {
     disk_full: AtomicBool,
     /// Stream name -> session, for the publishes live here now.
     live: Mutex<HashMap<String, String>>,
+    /// Every live rendition's playlist state, for the HTTP server's
+    /// blocking requests (LL-HLS).
+    pub playlists: Arc<Live>,
 }
 
 impl OriginContext {
@@ -119,6 +123,7 @@ impl OriginContext {
             tasks: TaskTracker::new(),
             disk_full: AtomicBool::new(false),
             live: Mutex::default(),
+            playlists: Live::new(),
         }
     }
 
@@ -264,8 +269,13 @@ impl Publish {
                 &stream,
                 &session,
                 target,
+                profile.part_target.map(|part_target| LowLatency {
+                    part_target,
+                    segment: profile.segment_duration,
+                }),
                 ctx.segment_grace,
                 counters.clone(),
+                ctx.playlists.clone(),
             )?);
             let transcoder = Transcoder::start(container, &profile, writer.clone(), counters)?;
             Ok::<_, PublishError>((writer, transcoder))

@@ -47,14 +47,22 @@ pub struct Settings {
     #[arg(long, env = "ROUTER_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: String,
 
-    /// TOML file of transcoding ladders (built-in `default`, `low` and
-    /// `passthrough` when absent).
+    /// TOML file of transcoding ladders (built-in when absent: `default`,
+    /// `low` and `passthrough` with low-latency HLS parts, `plain`: the
+    /// source as plain HLS).
     #[arg(long, env = "ORIGIN_PROFILES")]
     pub profiles: Option<PathBuf>,
 
     /// How long a segment stays on disk after leaving the playlist window.
     #[arg(long, env = "ORIGIN_SEGMENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub segment_grace: Duration,
+
+    /// Most requests held open at once (LL-HLS blocking playlist reloads and
+    /// requests for parts not written yet); past it, such requests are
+    /// answered 503 with Retry-After at once. Each also holds a connection
+    /// (see --http-max-connections).
+    #[arg(long, env = "ORIGIN_MAX_HELD_REQUESTS", default_value_t = 4096)]
+    pub max_held_requests: usize,
 
     /// How long an ended stream's output stays on disk.
     #[arg(long, env = "ORIGIN_RETAIN_ENDED", default_value = "60s", value_parser = humantime::parse_duration)]

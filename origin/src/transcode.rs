@@ -31,7 +31,7 @@ mod cuts;
 
 use crate::package::session::{Kind, MuxBuffer, SessionWriter};
 use crate::profiles::{Profile, Source};
-use cuts::{AudioCut, Cuts};
+use cuts::{AudioCut, Cuts, Split, Splitter};
 use gst::prelude::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -100,6 +100,7 @@ pub struct Transcoder {
     src: gst_app::AppSrc,
     done: Done,
     cuts: Arc<Cuts>,
+    writer: Arc<SessionWriter>,
 }
 
 /// Largest amount of input queued in the pipeline before input is dropped.
@@ -155,6 +156,7 @@ impl Transcoder {
 
         let weak = pipeline.downgrade();
         let profile = profile.clone();
+        let anchor = writer.clone();
         let cuts = Arc::new(Cuts::new(profile.segment_duration));
         let shared = cuts.clone();
         demux.connect_pad_added(move |demux, pad| {
@@ -192,11 +194,14 @@ impl Transcoder {
             src,
             done,
             cuts,
+            writer: anchor,
         })
     }
 
-    /// Feeds ingest bytes; fails once the pipeline has failed.
+    /// Feeds ingest bytes; fails once the pipeline has failed. The first
+    /// bytes anchor PROGRAM-DATE-TIME (their running time is 0).
     pub fn push(&self, data: &[u8]) -> Result<(), TranscodeError> {
+        self.writer.first_frame_arrived();
         if let Some(Outcome::Error(e)) = self.done.0.lock().expect("done lock").clone() {
             return Err(TranscodeError::Failed(e));
         }
@@ -280,10 +285,10 @@ fn running_time(pad: &gst::Pad, pts: Option<gst::ClockTime>) -> Option<Duration>
     Some(Duration::from_nanos(rt.nseconds()))
 }
 
-/// cmafmux's event asking its manual-split mode to start a fragment with the
-/// next buffer.
-fn split_now() -> gst::Event {
-    gst::event::CustomDownstream::new(gst::Structure::builder("FMP4MuxSplitNow").field("chunk", false).build())
+/// cmafmux's event asking its manual-split mode to start a fragment (or,
+/// with `chunk`, a chunk of the fragment: a part) with the next buffer.
+fn split_now(chunk: bool) -> gst::Event {
+    gst::event::CustomDownstream::new(gst::Structure::builder("FMP4MuxSplitNow").field("chunk", chunk).build())
 }
 
 /// The duration of an AAC frame at `pad`: the buffer's, or 1024 samples at
@@ -301,17 +306,28 @@ fn aac_frame(pad: &gst::Pad, buffer: &gst::BufferRef) -> Duration {
 }
 
 /// The `cmafmux ! appsink` tail of a rendition, feeding `writer`.
+/// `chunk`: for low-latency HLS, the part target; the muxer then runs in
+/// manual-split mode, split by [`Splitter`] (video) or at AAC frames (audio).
 fn cmaf_tail(
     name: &str,
     segment: Duration,
     writer: &Arc<SessionWriter>,
     counters: Option<Arc<dyn Counters>>,
     cut: Cut,
+    chunk: Option<Duration>,
 ) -> Result<Vec<gst::Element>, TranscodeError> {
     let mux = make("cmafmux")?;
     mux.set_property("fragment-duration", segment.as_nanos() as u64);
+    // Audio: (start of the part in progress, part target).
+    let mut audio_chunks: Option<Mutex<(Option<Duration>, Duration)>> = None;
+    // Low-latency video: where fragments and parts start.
+    let mut splitter: Option<Mutex<Splitter>> = None;
     if matches!(cut, Cut::Audio(_)) {
         mux.set_property("manual-split", true);
+        audio_chunks = chunk.map(|c| Mutex::new((None, c)));
+    } else if let Some(c) = chunk {
+        mux.set_property("manual-split", true);
+        splitter = Some(Mutex::new(Splitter::new(segment, c)));
     }
     let sink_pad = mux
         .static_pad("sink")
@@ -342,6 +358,33 @@ fn cmaf_tail(
                         if let Some(c) = &counters {
                             c.frame_out(&name);
                         }
+                        if let Some(splitter) = &splitter {
+                            let Some(rt) = running_time(pad, buffer.pts()) else {
+                                return gst::PadProbeReturn::Ok;
+                            };
+                            let frame = buffer
+                                .duration()
+                                .filter(|d| !d.is_zero())
+                                .map_or(Duration::from_secs(1) / 30, |d| Duration::from_nanos(d.nseconds()));
+                            let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                            let split = splitter.lock().expect("splitter lock").frame(rt, frame, keyframe);
+                            if let Cut::Lead(cuts) = &cut {
+                                cuts.video_cut(rt, matches!(split, Split::Segment { .. }));
+                            }
+                            let event = match split {
+                                Split::BeforeKeyframe => return gst::PadProbeReturn::Drop,
+                                Split::None | Split::Segment { first: true } => None,
+                                Split::Part => Some(split_now(true)),
+                                Split::Segment { first: false } => Some(split_now(false)),
+                            };
+                            // Serialized: cmafmux takes it before this buffer.
+                            if let Some(ev) = event
+                                && !pad.send_event(ev)
+                            {
+                                tracing::warn!("the video muxer refused a split");
+                            }
+                            return gst::PadProbeReturn::Ok;
+                        }
                         match &cut {
                             Cut::Follow => {}
                             Cut::Lead(cuts) => {
@@ -353,12 +396,30 @@ fn cmaf_tail(
                                 let Some(rt) = running_time(pad, buffer.pts()) else {
                                     return gst::PadProbeReturn::Ok;
                                 };
-                                match cuts.audio_frame(rt, aac_frame(pad, buffer)) {
-                                    AudioCut::Keep => {}
+                                let frame = aac_frame(pad, buffer);
+                                match cuts.audio_frame(rt, frame) {
+                                    AudioCut::Keep => {
+                                        // Low-latency: a part ends before the
+                                        // frame that would take it past its target.
+                                        if let Some(c) = &audio_chunks {
+                                            let mut c = c.lock().expect("chunk lock");
+                                            let target = c.1;
+                                            let start = c.0.get_or_insert(rt);
+                                            if rt + frame > *start + target + Duration::from_micros(500) {
+                                                *start = rt;
+                                                if !pad.send_event(split_now(true)) {
+                                                    tracing::warn!("the audio muxer refused a part split");
+                                                }
+                                            }
+                                        }
+                                    }
                                     AudioCut::Split => {
                                         // Serialized: cmafmux takes it before this buffer.
-                                        if !pad.send_event(split_now()) {
+                                        if !pad.send_event(split_now(false)) {
                                             tracing::warn!("the audio muxer refused a split");
+                                        }
+                                        if let Some(c) = &audio_chunks {
+                                            c.lock().expect("chunk lock").0 = Some(rt);
                                         }
                                     }
                                     AudioCut::BeforeVideo => return gst::PadProbeReturn::Drop,
@@ -463,6 +524,7 @@ fn link_video(
             writer,
             Some(counters.clone()),
             Cut::Lead(cuts.clone()),
+            profile.part_target,
         )?);
         add_chain(pipeline, &chain)?;
         return link_pad(pad, &chain[0]);
@@ -523,6 +585,7 @@ fn link_video(
                     &writer,
                     &counters,
                     cut,
+                    profile.part_target,
                 ) {
                     tracing::error!(rendition = %rendition.name, error = %e, "cannot build rung");
                 }
@@ -546,6 +609,7 @@ fn add_rung(
     writer: &Arc<SessionWriter>,
     counters: &Arc<dyn Counters>,
     cut: Cut,
+    part_target: Option<Duration>,
 ) -> Result<(), TranscodeError> {
     writer
         .add_rendition(
@@ -593,7 +657,14 @@ fn add_rung(
         make("h264parse")?,
         avc_caps()?,
     ];
-    chain.extend(cmaf_tail(&r.name, segment, writer, Some(counters.clone()), cut)?);
+    chain.extend(cmaf_tail(
+        &r.name,
+        segment,
+        writer,
+        Some(counters.clone()),
+        cut,
+        part_target,
+    )?);
     add_chain(pipeline, &chain)?;
     let tee_pad = tee
         .request_pad_simple("src_%u")
@@ -644,6 +715,7 @@ fn link_audio(
         writer,
         None,
         Cut::Audio(cuts.clone()),
+        profile.part_target,
     )?);
     add_chain(pipeline, &chain)?;
     link_pad(pad, &chain[0])

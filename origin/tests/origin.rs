@@ -533,6 +533,8 @@ fn help_documents_every_setting() {
             "--max-disk",
             "ORIGIN_MAX_DISK",
             "--claim-grace",
+            "--max-held-requests",
+            "ORIGIN_MAX_HELD_REQUESTS",
         ],
     );
 }

@@ -111,6 +111,11 @@ impl Stack {
 
     /// Adds an origin (test profiles) and its discovery agent (1 s heartbeat).
     pub fn add_origin(&mut self, id: &str) -> &OriginNode {
+        self.add_origin_with(id, &[])
+    }
+
+    /// [`Stack::add_origin`] with more origin flags.
+    pub fn add_origin_with(&mut self, id: &str, extra: &[&str]) -> &OriginNode {
         let (rtmp, http) = (free_addr(), free_addr());
         let out = tempfile::tempdir().expect("tempdir");
         let router = format!("http://{}", self.router);
@@ -131,7 +136,9 @@ impl Stack {
                 &router,
                 "--profiles",
                 profiles.to_str().unwrap(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied()),
             &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
         );
         wait_until("origin ready", Duration::from_secs(10), || {
@@ -191,6 +198,16 @@ impl Stack {
 
     /// Creates a stream with `curl` and returns its key.
     pub fn create_stream(&self, name: &str) -> String {
+        self.create_stream_with(name, None)
+    }
+
+    /// Creates a stream with transcoding profile `profile` (the router's
+    /// default when `None`; `ll` is low-latency HLS in the test profiles).
+    pub fn create_stream_with(&self, name: &str, profile: Option<&str>) -> String {
+        let body = match profile {
+            Some(p) => format!("{{\"name\":\"{name}\",\"profile\":\"{p}\"}}"),
+            None => format!("{{\"name\":\"{name}\"}}"),
+        };
         let out = std::process::Command::new("curl")
             .args([
                 "-fsS",
@@ -199,11 +216,7 @@ impl Stack {
                 "-H",
                 "content-type: application/json",
             ])
-            .args([
-                "-d",
-                &format!("{{\"name\":\"{name}\"}}"),
-                &format!("http://{}/admin/streams", self.router),
-            ])
+            .args(["-d", &body, &format!("http://{}/admin/streams", self.router)])
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);

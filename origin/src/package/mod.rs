@@ -7,6 +7,7 @@
 //! - [`fsio`]: atomic file replacement, so readers never see half a playlist.
 
 pub mod fsio;
+pub mod live;
 pub mod multivariant;
 pub mod playlist;
 pub mod session;

@@ -1,24 +1,46 @@
-//! The live media playlist of one rendition (RFC 8216bis, section 6.2.2).
+//! The live media playlist of one rendition (RFC 8216bis, section 6.2.2),
+//! plain or low-latency (LL-HLS, section 6.2.2 and appendix B).
 //!
-//! The model is segments made of parts: a segment is complete when its last
-//! part is, and low-latency HLS will list the parts of the segment in
-//! progress (EXT-X-PART) without changing this shape. Rules kept here:
+//! The model is segments made of parts. A plain playlist lists complete
+//! segments only; a low-latency one also lists the parts (`EXT-X-PART`) of
+//! the segments near its end and of the segment in progress, a preload hint
+//! for the next part, and rendition reports. Rules kept here:
 //! - EXT-X-TARGETDURATION is fixed when the playlist is created and never
 //!   changes; a segment whose rounded duration would exceed it is refused.
-//! - The window lists at least three target durations of media.
+//! - The window lists at least three target durations of media; a
+//!   low-latency one [`LL_WINDOW_TARGETS`] target durations, so that a delta
+//!   update (`_HLS_skip`, which may skip only what lies more than
+//!   CAN-SKIP-UNTIL = [`SKIP_UNTIL_TARGETS`] target durations from the end)
+//!   skips about half of it.
+//! - Parts are listed for the segments that end within the last three
+//!   target durations, and for the segment in progress (8216bis 6.2.2).
+//! - PART-HOLD-BACK is three part targets, the spec's recommendation.
 //! - Every segment carries EXT-X-PROGRAM-DATE-TIME.
 //! - A segment that leaves the window is handed back to the caller, which
-//!   deletes it only after a grace period (players may still be fetching it).
+//!   deletes it (and its parts) only after a grace period (players may still
+//!   be fetching it).
 //! - Once ended (EXT-X-ENDLIST), nothing more is added.
-//! - EXTINF is printed in milliseconds at most (`1.963`, not the f32
+//! - Durations are printed in milliseconds at most (`1.963`, not the f32
 //!   `1.9626666`): a segment's duration is whole AAC or video frames, and
 //!   players need no more.
+//!
+//! Written by hand rather than with m3u8-rs, whose writer has none of the
+//! LL-HLS tags; m3u8-rs still parses what is written here in the tests, as
+//! players do.
 
-use chrono::{DateTime, Utc};
-use m3u8_rs::{Map, MediaPlaylist as M3u8Media, MediaSegment};
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
+
+/// CAN-SKIP-UNTIL, in target durations (the spec's minimum is six).
+pub const SKIP_UNTIL_TARGETS: u64 = 6;
+/// The window of a low-latency playlist, in target durations.
+pub const LL_WINDOW_TARGETS: u64 = 2 * SKIP_UNTIL_TARGETS;
+/// Parts are listed for segments ending within this many target durations
+/// of the playlist's end.
+const PARTS_LISTED_TARGETS: u64 = 3;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum PlaylistError {
@@ -28,7 +50,7 @@ pub enum PlaylistError {
     Ended,
 }
 
-/// A chunk of a segment (a CMAF chunk; an LL-HLS partial segment later).
+/// A chunk of a segment: a CMAF chunk, listed as an LL-HLS partial segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub duration: Duration,
@@ -53,11 +75,39 @@ impl Segment {
     }
 }
 
-/// EXTINF's value: `d` rounded to the millisecond. m3u8-rs prints the f32 in
-/// its shortest exact form, so a value rounded here prints at most three
-/// decimals.
-fn extinf(d: Duration) -> f32 {
-    ((d.as_secs_f64() * 1000.0).round() / 1000.0) as f32
+/// `{sequence}.m4s`: a segment's URI, relative to its playlist.
+pub fn segment_uri(sequence: u64) -> String {
+    format!("{sequence}.m4s")
+}
+
+/// `{sequence}.{index}.m4s`: a part's URI, relative to its playlist.
+pub fn part_uri(sequence: u64, index: usize) -> String {
+    format!("{sequence}.{index}.m4s")
+}
+
+/// Another rendition's live position, for `EXT-X-RENDITION-REPORT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionReport {
+    /// Its playlist's URI relative to this one (`../720p/index.m3u8`).
+    pub uri: String,
+    /// Its last part: (media sequence number, part index).
+    pub last_part: (u64, usize),
+}
+
+/// A duration in seconds with at most three decimals: `2`, `2.09`, `1.963`.
+fn secs(d: Duration) -> String {
+    let ms = (d.as_secs_f64() * 1000.0).round() as u64;
+    let mut s = format!("{}.{:03}", ms / 1000, ms % 1000);
+    while s.ends_with('0') {
+        s.pop();
+    }
+    s.trim_end_matches('.').to_string()
+}
+
+/// A duration in seconds rounded up to the millisecond (for limits such as
+/// PART-TARGET, which no part may exceed).
+fn secs_ceil(d: Duration) -> String {
+    secs(Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64))
 }
 
 #[derive(Debug)]
@@ -65,18 +115,35 @@ pub struct MediaPlaylist {
     target_duration: u64,
     init_uri: String,
     segments: VecDeque<Segment>,
+    /// Low-latency: the part target (EXT-X-PART-INF).
+    part_target: Option<Duration>,
+    /// Low-latency: the segment in progress (its parts so far).
+    building: Option<Segment>,
+    /// Low-latency: the part the preload hint names.
+    hint: Option<(u64, usize)>,
     ended: bool,
 }
 
 impl MediaPlaylist {
-    /// `target` is the segment duration the encoder aims at (its GOP);
-    /// EXT-X-TARGETDURATION is that rounded up to whole seconds.
+    /// A plain playlist. `target` is the segment duration the encoder aims
+    /// at (its GOP); EXT-X-TARGETDURATION is that rounded up to whole seconds.
     pub fn new(target: Duration, init_uri: &str) -> MediaPlaylist {
         MediaPlaylist {
             target_duration: target.as_secs_f64().ceil().max(1.0) as u64,
             init_uri: init_uri.to_string(),
             segments: VecDeque::new(),
+            part_target: None,
+            building: None,
+            hint: None,
             ended: false,
+        }
+    }
+
+    /// A low-latency playlist whose parts last at most `part_target`.
+    pub fn low_latency(target: Duration, part_target: Duration, init_uri: &str) -> MediaPlaylist {
+        MediaPlaylist {
+            part_target: Some(part_target),
+            ..MediaPlaylist::new(target, init_uri)
         }
     }
 
@@ -84,9 +151,36 @@ impl MediaPlaylist {
         self.target_duration
     }
 
-    /// The sequence number the next segment must carry.
+    pub fn part_target(&self) -> Option<Duration> {
+        self.part_target
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The sequence number the next segment must carry (the segment in
+    /// progress's, if there is one).
     pub fn next_sequence(&self) -> u64 {
+        if let Some(b) = &self.building {
+            return b.sequence;
+        }
         self.segments.back().map_or(0, |s| s.sequence + 1)
+    }
+
+    /// The segment in progress, if any.
+    pub fn building(&self) -> Option<&Segment> {
+        self.building.as_ref()
+    }
+
+    /// The last part listed: (media sequence number, part index).
+    pub fn last_part(&self) -> Option<(u64, usize)> {
+        if let Some(b) = self.building.as_ref().filter(|b| !b.parts.is_empty()) {
+            return Some((b.sequence, b.parts.len() - 1));
+        }
+        self.segments
+            .back()
+            .map(|s| (s.sequence, s.parts.len().saturating_sub(1)))
     }
 
     /// Whether a segment lasting `d` may be listed: RFC 8216bis 4.4.3.1,
@@ -106,7 +200,12 @@ impl MediaPlaylist {
         }
         self.accepts(segment.duration())?;
         self.segments.push_back(segment);
-        let min_window = Duration::from_secs(3 * self.target_duration);
+        let window = if self.part_target.is_some() {
+            LL_WINDOW_TARGETS
+        } else {
+            3
+        };
+        let min_window = Duration::from_secs(window * self.target_duration);
         let mut total: Duration = self.segments.iter().map(Segment::duration).sum();
         let mut left = vec![];
         while let Some(oldest) = self.segments.front() {
@@ -119,47 +218,159 @@ impl MediaPlaylist {
         Ok(left)
     }
 
+    /// Low-latency: appends a part to the segment in progress, starting one
+    /// (numbered [`MediaPlaylist::next_sequence`], at `program_date_time`)
+    /// if there is none. Returns the part's index in its segment.
+    pub fn push_part(&mut self, program_date_time: SystemTime, part: Part) -> Result<usize, PlaylistError> {
+        if self.ended {
+            return Err(PlaylistError::Ended);
+        }
+        let sequence = self.next_sequence();
+        let b = self.building.get_or_insert_with(|| Segment {
+            sequence,
+            uri: segment_uri(sequence),
+            program_date_time,
+            parts: vec![],
+        });
+        b.parts.push(part);
+        Ok(b.parts.len() - 1)
+    }
+
+    /// Low-latency: the segment in progress is complete; lists it as a
+    /// segment. Returns the segments that left the window.
+    pub fn close_segment(&mut self) -> Result<Vec<Segment>, PlaylistError> {
+        match self.building.take() {
+            Some(b) => self.push(b),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Low-latency: names the part the preload hint announces.
+    pub fn set_hint(&mut self, hint: Option<(u64, usize)>) {
+        self.hint = hint;
+    }
+
     /// Marks the playlist ended (EXT-X-ENDLIST).
     pub fn end(&mut self) {
         self.ended = true;
+        self.hint = None;
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.segments.iter()
     }
 
-    /// The playlist's text.
-    pub fn render(&self) -> String {
-        let map = Map {
-            uri: self.init_uri.clone(),
-            ..Default::default()
-        };
-        let segments = self
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| MediaSegment {
-                uri: s.uri.clone(),
-                duration: extinf(s.duration()),
-                // EXT-X-MAP once, before the first segment: it applies to all.
-                map: (i == 0).then(|| map.clone()),
-                program_date_time: Some(DateTime::<Utc>::from(s.program_date_time).fixed_offset()),
-                ..Default::default()
-            })
-            .collect();
-        let playlist = M3u8Media {
-            version: Some(7),
-            target_duration: self.target_duration,
-            media_sequence: self.segments.front().map_or(0, |s| s.sequence),
-            segments,
-            end_list: self.ended,
-            independent_segments: true,
-            ..Default::default()
-        };
-        let mut out = vec![];
-        playlist.write_to(&mut out).expect("writing to a Vec cannot fail");
-        String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+    /// CAN-SKIP-UNTIL, for a low-latency playlist.
+    pub fn skip_until(&self) -> Duration {
+        Duration::from_secs(SKIP_UNTIL_TARGETS * self.target_duration)
     }
+
+    /// How many of the oldest segments a delta update skips: those that end
+    /// at least CAN-SKIP-UNTIL before the end of the playlist.
+    fn skippable(&self) -> usize {
+        let building = self.building.as_ref().map_or(Duration::ZERO, Segment::duration);
+        let mut after: Duration = self.segments.iter().map(Segment::duration).sum::<Duration>() + building;
+        let mut n = 0;
+        for s in &self.segments {
+            after -= s.duration();
+            if after < self.skip_until() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The playlist's text: the whole playlist, or with `skip` (and a
+    /// low-latency playlist) a delta update.
+    pub fn render(&self, reports: &[RenditionReport], skip: bool) -> String {
+        let mut out = String::with_capacity(256 + 64 * self.segments.len());
+        let ll = self.part_target;
+        out.push_str("#EXTM3U\n");
+        let _ = writeln!(out, "#EXT-X-VERSION:{}", if ll.is_some() { 9 } else { 7 });
+        let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", self.target_duration);
+        if let Some(pt) = ll {
+            let _ = writeln!(
+                out,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={}",
+                secs(self.skip_until()),
+                secs_ceil(pt * 3)
+            );
+            let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", secs_ceil(pt));
+        }
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA-SEQUENCE:{}",
+            self.segments
+                .front()
+                .or(self.building.as_ref())
+                .map_or(0, |s| s.sequence)
+        );
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        let skipped = if skip && ll.is_some() { self.skippable() } else { 0 };
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+        // EXT-X-MAP once, before the first segment: it applies to all.
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", self.init_uri);
+
+        // Parts for the segments ending within the last three target durations.
+        let parts_from = {
+            let window = Duration::from_secs(PARTS_LISTED_TARGETS * self.target_duration);
+            let mut after = self.building.as_ref().map_or(Duration::ZERO, Segment::duration);
+            let mut from = self.segments.len();
+            for s in self.segments.iter().rev() {
+                if after >= window {
+                    break;
+                }
+                after += s.duration();
+                from -= 1;
+            }
+            from
+        };
+        let write_parts = |out: &mut String, s: &Segment| {
+            for (i, p) in s.parts.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-PART:DURATION={},URI=\"{}\"{}",
+                    secs(p.duration),
+                    part_uri(s.sequence, i),
+                    if p.independent { ",INDEPENDENT=YES" } else { "" }
+                );
+            }
+        };
+        for (i, s) in self.segments.iter().enumerate().skip(skipped) {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(s.program_date_time));
+            if ll.is_some() && i >= parts_from {
+                write_parts(&mut out, s);
+            }
+            let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration()), s.uri);
+        }
+        if ll.is_some() {
+            if let Some(b) = &self.building {
+                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(b.program_date_time));
+                write_parts(&mut out, b);
+            }
+            if let Some((seq, i)) = self.hint.filter(|_| !self.ended) {
+                let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(seq, i));
+            }
+            for r in reports {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+                    r.uri, r.last_part.0, r.last_part.1
+                );
+            }
+        }
+        if self.ended {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        out
+    }
+}
+
+fn pdt(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -209,7 +420,7 @@ mod tests {
         for n in 0..5 {
             p.push(seg(n, 2.0)).unwrap();
         }
-        let text = p.render();
+        let text = p.render(&[], false);
         let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         assert_eq!(parsed.target_duration, 2);
         assert_eq!(parsed.media_sequence, 2);
@@ -221,7 +432,7 @@ mod tests {
 
         p.end();
         assert!(
-            m3u8_rs::parse_media_playlist_res(p.render().as_bytes())
+            m3u8_rs::parse_media_playlist_res(p.render(&[], false).as_bytes())
                 .unwrap()
                 .end_list
         );
@@ -248,7 +459,7 @@ mod tests {
             }];
             p.push(s).unwrap();
         }
-        let text = p.render();
+        let text = p.render(&[], false);
         let extinf: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("#EXTINF:"))
@@ -265,6 +476,142 @@ mod tests {
         assert_eq!(
             p.push(seg(1, 2.6)),
             Err(PlaylistError::TooLong(Duration::from_secs_f64(2.6), 2))
+        );
+    }
+}
+
+#[cfg(test)]
+mod low_latency_tests {
+    use super::*;
+
+    const PDT0: u64 = 1_700_000_000;
+
+    fn part(ms: u64, independent: bool) -> Part {
+        Part {
+            duration: Duration::from_millis(ms),
+            independent,
+        }
+    }
+
+    /// A low-latency playlist fed `segments` whole segments of six 1/3 s
+    /// parts, then `building` parts of the next.
+    fn ll(segments: u64, building: usize) -> MediaPlaylist {
+        let mut p = MediaPlaylist::low_latency(Duration::from_secs(2), Duration::from_millis(334), "init.mp4");
+        for n in 0..segments {
+            for i in 0..6 {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(PDT0 + n * 2);
+                assert_eq!(p.push_part(at, part(333, i == 0)).unwrap(), i);
+            }
+            p.close_segment().unwrap();
+        }
+        for i in 0..building {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(PDT0 + segments * 2);
+            p.push_part(at, part(333, i == 0)).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn lists_server_control_parts_hint_and_reports() {
+        let mut p = ll(20, 2);
+        p.set_hint(Some((20, 2)));
+        let reports = [RenditionReport {
+            uri: "../audio/index.m3u8".into(),
+            last_part: (20, 1),
+        }];
+        let text = p.render(&reports, false);
+        assert!(
+            text.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.002\n"),
+            "{text}"
+        );
+        assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.334\n"), "{text}");
+        // The window: at least 12 target durations (24 s) of whole segments.
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let listed: f32 = parsed.segments.iter().map(|s| s.duration).sum();
+        assert!((24.0..26.5).contains(&listed), "{listed}");
+        assert_eq!(parsed.segments.last().unwrap().uri, "19.m4s");
+        // Parts: the last three target durations' segments and the one in progress.
+        let parts: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-PART:")).collect();
+        assert_eq!(parts.len(), 3 * 6 + 2, "{text}");
+        assert_eq!(parts[0], "#EXT-X-PART:DURATION=0.333,URI=\"17.0.m4s\",INDEPENDENT=YES");
+        assert_eq!(parts[1], "#EXT-X-PART:DURATION=0.333,URI=\"17.1.m4s\"");
+        assert_eq!(*parts.last().unwrap(), "#EXT-X-PART:DURATION=0.333,URI=\"20.1.m4s\"");
+        let tail: Vec<&str> = text.lines().rev().take(2).collect();
+        assert_eq!(
+            tail,
+            [
+                "#EXT-X-RENDITION-REPORT:URI=\"../audio/index.m3u8\",LAST-MSN=20,LAST-PART=1",
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"20.2.m4s\"",
+            ]
+        );
+        assert_eq!(p.last_part(), Some((20, 1)));
+        assert_eq!(p.next_sequence(), 20);
+        // The segment in progress carries its date too.
+        assert!(
+            text.contains(
+                "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:00.000Z\n#EXT-X-PART:DURATION=0.333,URI=\"20.0.m4s\""
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_delta_update_skips_what_lies_past_can_skip_until() {
+        let p = ll(20, 3);
+        let full = p.render(&[], false);
+        let delta = p.render(&[], true);
+        let media_sequence = |t: &str| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(media_sequence(&full), media_sequence(&delta));
+        let skipped: usize = delta
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS="))
+            .expect("a skip tag")
+            .parse()
+            .unwrap();
+        let uris = |t: &str| t.lines().filter(|l| l.ends_with(".m4s") && !l.starts_with('#')).count();
+        assert_eq!(uris(&full), uris(&delta) + skipped);
+        // What is left lasts at least CAN-SKIP-UNTIL (12 s) to the end.
+        let left = uris(&delta) as f64 * 2.0 + 1.0;
+        assert!((12.0..14.5).contains(&left), "{delta}");
+        // Never for a plain playlist.
+        let mut plain = MediaPlaylist::new(Duration::from_secs(2), "init.mp4");
+        plain
+            .push(Segment {
+                sequence: 0,
+                uri: "0.m4s".into(),
+                program_date_time: SystemTime::UNIX_EPOCH,
+                parts: vec![part(2000, true)],
+            })
+            .unwrap();
+        let text = plain.render(&[], true);
+        assert!(
+            !text.contains("SKIP") && !text.contains("PART") && text.contains("#EXT-X-VERSION:7"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_ended_playlist_has_no_hint() {
+        let mut p = ll(3, 0);
+        p.set_hint(Some((3, 0)));
+        p.end();
+        let text = p.render(&[], false);
+        assert!(
+            text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("PRELOAD-HINT"),
+            "{text}"
+        );
+        assert_eq!(
+            p.push_part(SystemTime::UNIX_EPOCH, part(333, true)),
+            Err(PlaylistError::Ended)
         );
     }
 }

@@ -1,23 +1,38 @@
-//! Writes one publish session to disk: init segments, media segments, media
-//! playlists and, once every rendition has output, the multivariant playlist.
+//! Writes one publish session to disk: init segments, parts, media segments,
+//! media playlists and, once every rendition has output, the multivariant
+//! playlist; and publishes each rendition's live state to [`Live`] for the
+//! HTTP server's blocking requests.
 //!
 //! It is fed the output of `cmafmux`, buffer by buffer, from GStreamer's
 //! streaming threads ([`SessionWriter::push_buffer`]). `cmafmux` marks its
 //! output: the init segment is `HEADER|DISCONT`; a fragment starts with a
-//! `HEADER` buffer (the `moof`) carrying the fragment's PTS and duration;
-//! the last buffer of a chunk carries `MARKER`. One chunk per fragment
-//! today; low-latency HLS will publish each chunk as a part.
+//! `HEADER` buffer (the first chunk's `moof`) carrying the chunk's PTS and
+//! duration; every further chunk of the fragment starts with a
+//! `HEADER|DELTA_UNIT` buffer; the last buffer of a chunk carries `MARKER`.
+//! A fragment is a segment and each of its chunks a part.
+//!
+//! Plain HLS: one chunk per fragment, so a segment is complete at its first
+//! `MARKER`. Low-latency HLS: each chunk is written as a part (`{n}.{p}.m4s`)
+//! and listed at once; the segment is complete when the next fragment
+//! starts (or the session ends), and is then written whole (`{n}.m4s`) from
+//! the bytes of its parts. The preload hint names the next part: the next
+//! of this segment, or the first of the next segment once this one has
+//! lasted its target (less half a part).
+//!
+//! Every object is written complete before it is listed (see [`write_atomic`]),
+//! and a URI is never written twice with other bytes.
 //!
 //! Layout (see `api_types::layout`): `{stream}/{session}/{rendition}/...`
 //! and `{stream}/index.m3u8`.
 
 use super::fsio::write_atomic;
+use super::live::{Live, Snapshot};
 use super::multivariant::{self, RenditionInfo};
-use super::playlist::{MediaPlaylist, Part, PlaylistError, Segment};
+use super::playlist::{MediaPlaylist, Part, PlaylistError, RenditionReport, Segment, part_uri, segment_uri};
 use api_types::layout::{self, INIT_SEGMENT, PLAYLIST};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What kind of media a rendition carries, with its nominal bitrate.
@@ -41,7 +56,7 @@ pub struct MuxBuffer<'a> {
     pub discont: bool,
     pub delta: bool,
     pub marker: bool,
-    /// Running time of the fragment's first sample: one timeline shared by
+    /// Running time of the chunk's first sample: one timeline shared by
     /// every rendition of the session (0 is the pipeline's start), so the
     /// same media sequence number gets the same PROGRAM-DATE-TIME in each.
     pub pts: Option<Duration>,
@@ -53,9 +68,11 @@ pub trait Observer: Send + Sync {
     fn segment_written(&self, rendition: &str, duration: Duration, end: Duration);
 }
 
+/// A chunk being received.
 struct Pending {
     pts: Duration,
     duration: Duration,
+    independent: bool,
     data: Vec<u8>,
 }
 
@@ -65,6 +82,9 @@ struct Rendition {
     codec: Option<String>,
     playlist: MediaPlaylist,
     pending: Option<Pending>,
+    /// Low-latency: the bytes of the segment in progress (its parts so far)
+    /// and the running time it started at.
+    building: Option<(Duration, Vec<u8>)>,
     measured_peak_bps: u64,
     bytes: u64,
     media: Duration,
@@ -77,27 +97,47 @@ struct State {
     ended: bool,
 }
 
+/// What a low-latency session's parts are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LowLatency {
+    /// PART-TARGET: no part lasts longer.
+    pub part_target: Duration,
+    /// The segment duration the encoders cut at (the target duration may be
+    /// longer, for passthrough): the preload hint's guess of when the next
+    /// segment starts.
+    pub segment: Duration,
+}
+
 pub struct SessionWriter {
     stream: String,
     session: String,
     stream_dir: PathBuf,
     target: Duration,
+    low_latency: Option<LowLatency>,
+    part_target: Option<Duration>,
     grace: Duration,
-    started: SystemTime,
+    /// Wall-clock time of running time 0: the arrival of the first frame.
+    started: OnceLock<SystemTime>,
     observer: Arc<dyn Observer>,
+    live: Arc<Live>,
     state: Mutex<State>,
 }
 
 impl SessionWriter {
-    /// `target`: the segment duration the encoders aim at; `grace`: how long
-    /// a segment stays on disk after it has left every playlist.
+    /// `target`: the longest segment (EXT-X-TARGETDURATION, rounded up);
+    /// `low_latency`: the parts of low-latency HLS (`None`: plain HLS);
+    /// `grace`: how long a segment stays on disk after it has left every
+    /// playlist.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         output_dir: &Path,
         stream: &str,
         session: &str,
         target: Duration,
+        low_latency: Option<LowLatency>,
         grace: Duration,
         observer: Arc<dyn Observer>,
+        live: Arc<Live>,
     ) -> std::io::Result<SessionWriter> {
         let stream_dir = output_dir.join(stream);
         std::fs::create_dir_all(stream_dir.join(session))?;
@@ -106,9 +146,12 @@ impl SessionWriter {
             session: session.to_string(),
             stream_dir,
             target,
+            low_latency,
+            part_target: low_latency.map(|l| l.part_target),
             grace,
-            started: SystemTime::now(),
+            started: OnceLock::new(),
             observer,
+            live,
             state: Mutex::new(State {
                 renditions: BTreeMap::new(),
                 multivariant_written: false,
@@ -122,11 +165,30 @@ impl SessionWriter {
         &self.session
     }
 
+    /// Anchors PROGRAM-DATE-TIME: running time 0 is now. Called when the
+    /// first frame arrives from the publisher; later calls change nothing.
+    pub fn first_frame_arrived(&self) {
+        self.started.get_or_init(SystemTime::now);
+    }
+
+    fn program_date_time(&self, pts: Duration) -> SystemTime {
+        *self.started.get_or_init(SystemTime::now) + pts
+    }
+
+    /// `{stream}/{session}/{rendition}`: the rendition's key in [`Live`].
+    fn live_key(&self, rendition: &str) -> String {
+        format!("{}/{}/{rendition}", self.stream, self.session)
+    }
+
     /// Declares a rendition; the multivariant playlist waits for every
     /// declared rendition's first segment.
     pub fn add_rendition(&self, name: &str, kind: Kind) -> std::io::Result<()> {
         let dir = self.stream_dir.join(&self.session).join(name);
         std::fs::create_dir_all(&dir)?;
+        let playlist = match self.part_target {
+            Some(pt) => MediaPlaylist::low_latency(self.target, pt, INIT_SEGMENT),
+            None => MediaPlaylist::new(self.target, INIT_SEGMENT),
+        };
         let mut st = self.state.lock().expect("session lock");
         st.renditions.insert(
             name.to_string(),
@@ -134,8 +196,9 @@ impl SessionWriter {
                 kind,
                 dir,
                 codec: None,
-                playlist: MediaPlaylist::new(self.target, INIT_SEGMENT),
+                playlist,
                 pending: None,
+                building: None,
                 measured_peak_bps: 0,
                 bytes: 0,
                 media: Duration::ZERO,
@@ -169,10 +232,19 @@ impl SessionWriter {
             // The init segment: written once, before any media segment.
             return write_atomic(&r.dir.join(INIT_SEGMENT), buf.data);
         }
-        if buf.header && !buf.delta {
+        if buf.header {
+            // A fragment (`!delta`) or a further chunk of it starts. A new
+            // fragment completes the segment in progress.
+            if !buf.delta && r.building.is_some() {
+                self.close_segment(&mut st, name)?;
+            }
+            let Some(r) = st.renditions.get_mut(name) else {
+                return Ok(());
+            };
             r.pending = Some(Pending {
                 pts: buf.pts.unwrap_or_default(),
                 duration: buf.duration.unwrap_or_default(),
+                independent: !buf.delta,
                 data: buf.data.to_vec(),
             });
             return Ok(());
@@ -181,44 +253,123 @@ impl SessionWriter {
             p.data.extend_from_slice(buf.data);
         }
         if buf.marker {
-            self.complete_segment(&mut st, name)?;
+            self.complete_chunk(&mut st, name)?;
         }
         Ok(())
     }
 
-    /// Writes the pending segment of `name`, its playlist, and the
-    /// multivariant playlist once everything is there.
-    fn complete_segment(&self, st: &mut State, name: &str) -> std::io::Result<()> {
+    /// The chunk in `pending` is complete: a part (low-latency) or a whole
+    /// segment (plain).
+    fn complete_chunk(&self, st: &mut State, name: &str) -> std::io::Result<()> {
         let Some(r) = st.renditions.get_mut(name) else {
             return Ok(());
         };
         let Some(p) = r.pending.take() else { return Ok(()) };
-        // A segment the playlist would refuse (longer than the target
-        // duration) is dropped before anything is written: its sequence
-        // number, and so its URI, then goes to the next segment, and no URI
-        // is ever written twice with other bytes.
-        if let Err(e) = r.playlist.accepts(p.duration) {
+        if self.part_target.is_none() {
+            r.building = Some((p.pts, p.data));
+            return self.close_segment_with(
+                st,
+                name,
+                vec![Part {
+                    duration: p.duration,
+                    independent: true,
+                }],
+            );
+        }
+        // Low-latency. A segment would outgrow the target duration (a
+        // source whose keyframes are further apart than the target, in
+        // passthrough): close it here, so no segment is refused after its
+        // parts were listed under its number.
+        let so_far = r.playlist.building().map_or(Duration::ZERO, Segment::duration);
+        if r.building.is_some() && r.playlist.accepts(so_far + p.duration).is_err() {
+            tracing::warn!(stream = %self.stream, rendition = name, "keyframes further apart than the segment target: segment cut early");
+            self.close_segment(st, name)?;
+        }
+        let Some(r) = st.renditions.get_mut(name) else {
+            return Ok(());
+        };
+        let sequence = r.playlist.next_sequence();
+        let index = r.playlist.building().map_or(0, |b| b.parts.len());
+        // Complete before it has a name: a reader polling ahead sees 404,
+        // then the whole part, never a short one.
+        write_atomic(&r.dir.join(part_uri(sequence, index)), &p.data)?;
+        let part = Part {
+            duration: p.duration,
+            independent: p.independent,
+        };
+        let pdt = self.program_date_time(p.pts);
+        if let Err(e) = r.playlist.push_part(pdt, part) {
+            tracing::error!(stream = %self.stream, rendition = name, error = %e, "part not listed");
+            return Ok(());
+        }
+        let (_, bytes) = r.building.get_or_insert_with(|| (p.pts, Vec::new()));
+        bytes.extend_from_slice(&p.data);
+        // The preload hint: the first part of the next segment once this one
+        // has (about) its target duration, else the next part of this one.
+        let lasted = r.playlist.building().map_or(Duration::ZERO, Segment::duration);
+        let half_part = self.part_target.unwrap_or_default() / 2;
+        let segment = self.low_latency.map_or(self.target, |l| l.segment);
+        let hint = if lasted + half_part >= segment {
+            (sequence + 1, 0)
+        } else {
+            (sequence, index + 1)
+        };
+        r.playlist.set_hint(Some(hint));
+        self.publish_playlists(st, Some(name))
+    }
+
+    /// Low-latency: the segment in progress is complete.
+    fn close_segment(&self, st: &mut State, name: &str) -> std::io::Result<()> {
+        self.close_segment_with(st, name, vec![])
+    }
+
+    /// Writes the segment in progress of `name` whole, lists it, and writes
+    /// the multivariant playlist once everything is there. `parts`: the
+    /// segment's one part, for plain HLS (low-latency playlists have theirs).
+    fn close_segment_with(&self, st: &mut State, name: &str, parts: Vec<Part>) -> std::io::Result<()> {
+        let Some(r) = st.renditions.get_mut(name) else {
+            return Ok(());
+        };
+        let Some((pts, data)) = r.building.take() else {
+            return Ok(());
+        };
+        let plain = self.part_target.is_none();
+        let duration = if plain {
+            parts.iter().map(|p| p.duration).sum()
+        } else {
+            r.playlist.building().map_or(Duration::ZERO, Segment::duration)
+        };
+        // Plain: a segment the playlist would refuse (longer than the
+        // target duration) is dropped before anything is written: its
+        // sequence number, and so its URI, then goes to the next segment,
+        // and no URI is ever written twice with other bytes. (Low-latency
+        // segments never get that long: see `complete_chunk`.)
+        if plain && let Err(e) = r.playlist.accepts(duration) {
             tracing::error!(stream = %self.stream, rendition = name, error = %e, "segment dropped");
             return Ok(());
         }
         let seq = r.playlist.next_sequence();
-        let uri = format!("{seq}.m4s");
-        // Complete before it has a name: a reader polling ahead sees 404,
-        // then the whole segment, never a short one.
-        write_atomic(&r.dir.join(&uri), &p.data)?;
-        let segment = Segment {
-            sequence: seq,
-            uri,
-            program_date_time: self.started + p.pts,
-            parts: vec![Part {
-                duration: p.duration,
-                independent: true,
-            }],
+        let uri = segment_uri(seq);
+        write_atomic(&r.dir.join(&uri), &data)?;
+        let listed = if plain {
+            r.playlist.push(Segment {
+                sequence: seq,
+                uri,
+                program_date_time: self.program_date_time(pts),
+                parts,
+            })
+        } else {
+            r.playlist.close_segment()
         };
-        match r.playlist.push(segment) {
+        match listed {
             Ok(left) => {
                 let deadline = Instant::now() + self.grace;
                 for s in left {
+                    if !plain {
+                        for i in 0..s.parts.len() {
+                            st.expired.push_back((r.dir.join(part_uri(s.sequence, i)), deadline));
+                        }
+                    }
                     st.expired.push_back((r.dir.join(&s.uri), deadline));
                 }
             }
@@ -228,18 +379,70 @@ impl SessionWriter {
             }
             Err(PlaylistError::Ended) => return Ok(()),
         }
-        let secs = p.duration.as_secs_f64().max(0.001);
-        r.measured_peak_bps = r.measured_peak_bps.max((p.data.len() as f64 * 8.0 / secs) as u64);
-        r.bytes += p.data.len() as u64;
-        r.media += p.duration;
-        write_atomic(&r.dir.join(PLAYLIST), r.playlist.render().as_bytes())?;
-        let end = p.pts + p.duration;
-        self.observer.segment_written(name, p.duration, end);
-
+        let secs = duration.as_secs_f64().max(0.001);
+        r.measured_peak_bps = r.measured_peak_bps.max((data.len() as f64 * 8.0 / secs) as u64);
+        r.bytes += data.len() as u64;
+        r.media += duration;
+        self.observer.segment_written(name, duration, pts + duration);
+        if plain {
+            self.publish_playlists(st, Some(name))?;
+        }
         if !st.multivariant_written && st.renditions.values().all(|r| r.playlist.segments().next().is_some()) {
             self.write_multivariant(st)?;
         }
         self.delete_expired(st);
+        Ok(())
+    }
+
+    /// Writes the media playlist of `only` (every rendition's if `None`) and
+    /// publishes it to [`Live`]. A low-latency playlist reports the other
+    /// renditions' positions (EXT-X-RENDITION-REPORT) as of its own last
+    /// change: at most a part old, which is what the spec allows a report.
+    fn publish_playlists(&self, st: &State, only: Option<&str>) -> std::io::Result<()> {
+        let positions: Vec<(&str, Option<(u64, usize)>)> = st
+            .renditions
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.playlist.last_part()))
+            .collect();
+        for (name, r) in st
+            .renditions
+            .iter()
+            .filter(|(n, _)| only.is_none_or(|o| o == n.as_str()))
+        {
+            if r.playlist.segments().next().is_none() && r.playlist.building().is_none() {
+                continue; // nothing to list yet
+            }
+            let reports: Vec<RenditionReport> = if self.part_target.is_some() {
+                positions
+                    .iter()
+                    .filter(|(n, _)| n != name)
+                    .filter_map(|(n, last)| {
+                        Some(RenditionReport {
+                            uri: format!("../{n}/{PLAYLIST}"),
+                            last_part: (*last)?,
+                        })
+                    })
+                    .collect()
+            } else {
+                vec![]
+            };
+            let full: Arc<str> = r.playlist.render(&reports, false).into();
+            write_atomic(&r.dir.join(PLAYLIST), full.as_bytes())?;
+            let building = r.playlist.next_sequence();
+            let parts = r.playlist.building().map_or(0, |b| b.parts.len());
+            self.live.publish(
+                &self.live_key(name),
+                Snapshot {
+                    delta: self.part_target.map(|_| r.playlist.render(&reports, true).into()),
+                    full,
+                    target_duration: Duration::from_secs(r.playlist.target_duration()),
+                    building,
+                    parts,
+                    ended: r.playlist.is_ended(),
+                    low_latency: self.part_target.is_some(),
+                },
+            );
+        }
         Ok(())
     }
 
@@ -316,7 +519,11 @@ impl SessionWriter {
             // A fragment cut short by the end of input is still media.
             let has_pending = st.renditions.get(name).is_some_and(|r| r.pending.is_some());
             if has_pending {
-                self.complete_segment(&mut st, name)?;
+                self.complete_chunk(&mut st, name)?;
+            }
+            let building = st.renditions.get(name).is_some_and(|r| r.building.is_some());
+            if building {
+                self.close_segment(&mut st, name)?;
             }
         }
         if !st.multivariant_written {
@@ -324,10 +531,8 @@ impl SessionWriter {
         }
         for r in st.renditions.values_mut() {
             r.playlist.end();
-            if r.playlist.segments().next().is_some() {
-                write_atomic(&r.dir.join(PLAYLIST), r.playlist.render().as_bytes())?;
-            }
         }
+        self.publish_playlists(&st, None)?;
         st.ended = true;
         Ok(())
     }
@@ -354,6 +559,20 @@ impl SessionWriter {
     }
 }
 
+impl Drop for SessionWriter {
+    /// The session's renditions leave [`Live`]; the files stay for the
+    /// janitor, and requests for them are answered from disk.
+    fn drop(&mut self) {
+        let names: Vec<String> = match self.state.lock() {
+            Ok(st) => st.renditions.keys().cloned().collect(),
+            Err(_) => return,
+        };
+        for name in names {
+            self.live.remove(&self.live_key(&name));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,8 +588,10 @@ mod tests {
             "golive",
             session,
             Duration::from_secs(2),
+            None,
             Duration::ZERO,
             Arc::new(Quiet),
+            Live::new(),
         )
         .unwrap()
     }
@@ -531,5 +752,147 @@ mod tests {
         w.finish().unwrap();
         assert!(!w.is_playable());
         assert!(!d.path().join("golive/index.m3u8").exists());
+    }
+}
+
+#[cfg(test)]
+mod low_latency_tests {
+    use super::*;
+
+    struct Quiet;
+    impl Observer for Quiet {
+        fn segment_written(&self, _: &str, _: Duration, _: Duration) {}
+    }
+
+    const PART: Duration = Duration::from_millis(500);
+
+    /// A chunk as cmafmux writes it: a `moof` buffer (HEADER, DELTA_UNIT
+    /// unless it starts a fragment), then an `mdat` buffer with MARKER.
+    fn chunk(w: &SessionWriter, name: &str, at: Duration, first: bool, tag: &[u8]) {
+        let header = MuxBuffer {
+            data: tag,
+            header: true,
+            discont: false,
+            delta: !first,
+            marker: false,
+            pts: Some(at),
+            duration: Some(PART),
+        };
+        w.push_buffer(name, header).unwrap();
+        let body = MuxBuffer {
+            data: b"-mdat",
+            header: false,
+            discont: false,
+            delta: true,
+            marker: true,
+            pts: Some(at),
+            duration: None,
+        };
+        w.push_buffer(name, body).unwrap();
+    }
+
+    #[test]
+    fn parts_are_listed_as_they_come_and_segments_when_the_next_starts() {
+        let d = tempfile::tempdir().unwrap();
+        let live = Live::new();
+        let ll = LowLatency {
+            part_target: PART,
+            segment: Duration::from_secs(2),
+        };
+        let w = SessionWriter::new(
+            d.path(),
+            "golive",
+            "s1",
+            Duration::from_secs(2),
+            Some(ll),
+            Duration::ZERO,
+            Arc::new(Quiet),
+            live.clone(),
+        )
+        .unwrap();
+        w.add_rendition(
+            "360p",
+            Kind::Video {
+                width: 640,
+                height: 360,
+                fps: Some(30.0),
+                nominal_bps: None,
+            },
+        )
+        .unwrap();
+        w.add_rendition("audio", Kind::Audio { nominal_bps: None }).unwrap();
+        w.set_codec("360p", "avc1.64001e".into(), None);
+        w.set_codec("audio", "mp4a.40.2".into(), None);
+        for name in ["360p", "audio"] {
+            w.push_buffer(
+                name,
+                MuxBuffer {
+                    data: b"INIT",
+                    header: true,
+                    discont: true,
+                    delta: false,
+                    marker: false,
+                    pts: None,
+                    duration: None,
+                },
+            )
+            .unwrap();
+        }
+        let dir = d.path().join("golive/s1/360p");
+        // Segment 0: four parts of 0.5 s.
+        for i in 0..4u32 {
+            chunk(&w, "360p", PART * i, i == 0, format!("moof{i}").as_bytes());
+            chunk(&w, "audio", PART * i, i == 0, b"moofa");
+            assert!(dir.join(format!("0.{i}.m4s")).exists());
+            assert!(!dir.join("0.m4s").exists(), "a segment waits for the next to start");
+            let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
+            assert_eq!((snap.building, snap.parts), (0, i as usize + 1));
+            assert!(snap.low_latency && !snap.ended && snap.delta.is_some());
+            let hint = if i < 3 {
+                format!("0.{}.m4s", i + 1)
+            } else {
+                "1.0.m4s".to_string()
+            };
+            assert!(
+                snap.full
+                    .contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"")),
+                "{}",
+                snap.full
+            );
+        }
+        assert_eq!(std::fs::read(dir.join("0.1.m4s")).unwrap(), b"moof1-mdat");
+        assert!(!w.is_playable());
+        // Segment 1 starts: segment 0 is written whole, from its parts.
+        chunk(&w, "360p", PART * 4, true, b"moof4");
+        assert_eq!(
+            std::fs::read(dir.join("0.m4s")).unwrap(),
+            b"moof0-mdatmoof1-mdatmoof2-mdatmoof3-mdat"
+        );
+        chunk(&w, "audio", PART * 4, true, b"moofa");
+        assert!(w.is_playable(), "every rendition has a segment");
+        let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
+        assert_eq!((snap.building, snap.parts), (1, 1));
+        assert!(snap.satisfies(0, None) && snap.satisfies(1, Some(0)) && !snap.satisfies(1, Some(1)));
+        let text = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
+        assert_eq!(&*snap.full, text.as_str(), "disk and memory agree");
+        assert!(text.contains("#EXTINF:2,\n0.m4s\n"), "{text}");
+        assert!(
+            text.contains("#EXT-X-PART:DURATION=0.5,URI=\"1.0.m4s\",INDEPENDENT=YES"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#EXT-X-RENDITION-REPORT:URI=\"../audio/index.m3u8\",LAST-MSN=0,LAST-PART=3"),
+            "{text}"
+        );
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 1, "players see whole segments only");
+
+        // The end: the segment in progress is closed, everything ends.
+        w.finish().unwrap();
+        let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
+        assert!(snap.ended && snap.full.ends_with("#EXT-X-ENDLIST\n") && !snap.full.contains("PRELOAD-HINT"));
+        assert_eq!(std::fs::read(dir.join("1.m4s")).unwrap(), b"moof4-mdat");
+        drop(w);
+        assert!(live.is_empty(), "a dropped session leaves the live set");
     }
 }

@@ -20,9 +20,16 @@
 //! is bounded, and without video (none, failed, or stalled beyond
 //! [`VIDEO_WAIT`]) audio cuts on its own grid of segment durations.
 //!
-//! The same cut list is what LL-HLS parts will be cut on: a part boundary is
-//! a video frame time, and audio takes the nearest AAC frame to it the same
-//! way.
+//! Low-latency HLS: video muxers run with `manual-split` too, because
+//! `cmafmux`'s own `chunk-duration` mode extends a fragment past its
+//! keyframe when a chunk boundary falls on the fragment's end (parts of a
+//! segment then start without a keyframe). [`Splitter`] decides, frame by
+//! frame, where each video muxer starts a fragment (the first keyframe at
+//! least a segment duration after the last) and a part (before the frame
+//! that would take the part past its target); the reference rendition
+//! reports its fragment starts with [`Cuts::video_cut`] instead of
+//! [`Cuts::video_frame`], so audio follows the same cuts. Audio parts are
+//! cut by the same target at AAC frames (in `transcode`).
 //!
 //! Hand-written because `cmafmux` cuts each muxer on its own timeline: with
 //! one muxer per rendition (CMAF wants a track per file) nothing else aligns
@@ -137,6 +144,23 @@ impl Cuts {
         self.changed.notify_all();
     }
 
+    /// Low-latency: a frame entering the reference video rendition's
+    /// muxer at running time `rt`, which [`Splitter`] made the start of a
+    /// fragment when `cut` (the first keyframe always is).
+    pub fn video_cut(&self, rt: Duration, cut: bool) {
+        let mut st = self.state.lock().expect("cuts lock");
+        if st.last_cut.is_none() && !cut {
+            return;
+        }
+        st.watermark = Some(st.watermark.map_or(rt, |w| w.max(rt)));
+        if cut {
+            st.last_cut = Some(rt);
+            st.pending.push_back(rt);
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
     /// The reference video rendition ended: its last candidate is not a cut
     /// (the fragment is drained at EOS), and audio waits no more.
     pub fn video_ended(&self) {
@@ -201,6 +225,111 @@ impl Cuts {
             }
             Some(_) => AudioCut::Keep,
         }
+    }
+}
+
+/// Where a low-latency video muxer splits (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The frame goes into the part in progress.
+    None,
+    /// The frame starts a new part of the segment in progress.
+    Part,
+    /// The frame (a keyframe) starts a new segment; for the first keyframe
+    /// no event is needed, the muxer starts there.
+    Segment { first: bool },
+    /// Before the first keyframe: the muxer drops it.
+    BeforeKeyframe,
+}
+
+/// One low-latency video muxer's splitting state.
+#[derive(Debug)]
+pub struct Splitter {
+    segment: Duration,
+    part_target: Duration,
+    segment_start: Option<Duration>,
+    part_start: Duration,
+}
+
+/// Slack on time comparisons: frame times are rounded to the nanosecond,
+/// and a keyframe a hair before a segment's end still starts the next.
+const SLACK: Duration = Duration::from_millis(2);
+
+impl Splitter {
+    pub fn new(segment: Duration, part_target: Duration) -> Splitter {
+        Splitter {
+            segment,
+            part_target,
+            segment_start: None,
+            part_start: Duration::ZERO,
+        }
+    }
+
+    /// A frame at running time `rt` lasting `frame`.
+    pub fn frame(&mut self, rt: Duration, frame: Duration, keyframe: bool) -> Split {
+        let Some(start) = self.segment_start else {
+            if !keyframe {
+                return Split::BeforeKeyframe;
+            }
+            self.segment_start = Some(rt);
+            self.part_start = rt;
+            return Split::Segment { first: true };
+        };
+        if keyframe && rt + SLACK >= start + self.segment {
+            self.segment_start = Some(rt);
+            self.part_start = rt;
+            return Split::Segment { first: false };
+        }
+        if rt > self.part_start && rt + frame > self.part_start + self.part_target + SLACK / 4 {
+            self.part_start = rt;
+            return Split::Part;
+        }
+        Split::None
+    }
+}
+
+#[cfg(test)]
+mod splitter_tests {
+    use super::*;
+
+    #[test]
+    fn parts_of_whole_frames_within_the_target_and_segments_at_keyframes() {
+        // 15 fps, keyframe every 15 frames, 1 s segments, 334 ms parts.
+        let mut s = Splitter::new(Duration::from_secs(1), Duration::from_millis(334));
+        let frame = Duration::from_nanos(66_666_667);
+        let mut splits = vec![];
+        for i in 0..46u64 {
+            let rt = Duration::from_nanos(i * 1_000_000_000 / 15);
+            match s.frame(rt, frame, i % 15 == 0) {
+                Split::None => {}
+                other => splits.push((i, other)),
+            }
+        }
+        assert_eq!(
+            splits,
+            [
+                (0, Split::Segment { first: true }),
+                (5, Split::Part),
+                (10, Split::Part),
+                (15, Split::Segment { first: false }),
+                (20, Split::Part),
+                (25, Split::Part),
+                (30, Split::Segment { first: false }),
+                (35, Split::Part),
+                (40, Split::Part),
+                (45, Split::Segment { first: false }),
+            ]
+        );
+        // Before the first keyframe, frames are dropped; a late keyframe
+        // (a long source GOP) ends the segment only when it comes.
+        let mut s = Splitter::new(Duration::from_secs(1), Duration::from_millis(334));
+        assert_eq!(s.frame(Duration::ZERO, frame, false), Split::BeforeKeyframe);
+        assert_eq!(s.frame(frame, frame, true), Split::Segment { first: true });
+        assert_eq!(s.frame(Duration::from_millis(2100), frame, false), Split::Part);
+        assert_eq!(
+            s.frame(Duration::from_millis(2200), frame, true),
+            Split::Segment { first: false }
+        );
     }
 }
 
