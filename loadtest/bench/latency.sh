@@ -76,7 +76,7 @@ PUBLISH_SECS=$((SECS + WARMUP + 25))
 cat > "$WORK/profiles.toml" <<'TOML'
 [profiles.ll]
 segment_duration = "2s"
-part_target = "333ms"
+part_target = "334ms"
 audio_bitrate_kbps = 128
 rungs = [
   { name = "480p", height = 480, video_bitrate_kbps = 1200, fps = 30, preset = "veryfast" },
@@ -169,8 +169,7 @@ measure() {
 PREVIOUS_PAGE='{"liveSyncDurationCount":3,"playlistLoadPolicy":{"default":{"maxTimeToFirstByteMs":5000,"maxLoadTimeMs":10000,"timeoutRetry":{"maxNumRetry":2,"retryDelayMs":500,"maxRetryDelayMs":2000},"errorRetry":{"maxNumRetry":3,"retryDelayMs":500,"maxRetryDelayMs":2000}}}}'
 playable() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
 # wait_playable URL: up to 30 s for a new stream's first segments.
-wait_PREVIOUS_PAGE='{"liveSyncDurationCount":3,"playlistLoadPolicy":{"default":{"maxTimeToFirstByteMs":5000,"maxLoadTimeMs":10000,"timeoutRetry":{"maxNumRetry":2,"retryDelayMs":500,"maxRetryDelayMs":2000},"errorRetry":{"maxNumRetry":3,"retryDelayMs":500,"maxRetryDelayMs":2000}}}}'
-playable() { local end=$((SECONDS + 30)); until playable "$1"; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done; }
+wait_playable() { local end=$((SECONDS + 30)); until playable "$1"; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done; }
 
 # Case d's viewers. HOOK: the LL load-tester viewer (the `ll-load` work) is
 # wired here once its flags are settled; until then LL_VIEWERS only runs the
@@ -187,7 +186,7 @@ ll_viewers() {  # $1 = multivariant URL, $2 = seconds; leaves the PID in LOAD_PI
 if [[ $CASES == *a* ]]; then
 KEY=$(create ll ll)
 publish "rtmp://127.0.0.1:$RTMP/live/$KEY" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
-wait_playable "http://127.0.0.1:$EDGE/ll/index.m3u8"
+wait_playable "http://127.0.0.1:$EDGE/ll/index.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$EDGE/ll/index.m3u8" >&2
 grep -q EXT-X-PART-INF "$WORK"/out/ll/*/480p/index.m3u8 || echo "a: warning: the ll profile's playlist has no parts" >&2
 measure "a. LL-HLS, edge, our page" "http://127.0.0.1:$EDGE/watch/ll"
 kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
@@ -197,7 +196,7 @@ fi
 if [[ $CASES == *b* ]]; then
 KEY=$(create plain plain)
 publish "rtmp://127.0.0.1:$RTMP/live/$KEY" $((PUBLISH_SECS * 3)) & PUB=$!; PIDS+=($PUB)
-wait_playable "http://127.0.0.1:$EDGE/plain/index.m3u8"
+wait_playable "http://127.0.0.1:$EDGE/plain/index.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$EDGE/plain/index.m3u8" >&2
 measure "b. plain HLS, edge, our page" "http://127.0.0.1:$EDGE/watch/plain"
 measure "b'. plain HLS, edge, hls.js defaults" "hlsjs:http://127.0.0.1:$EDGE/plain/index.m3u8"
 measure "b''. plain HLS, edge, the page's settings before 2026-12-01" "hlsjs:http://127.0.0.1:$EDGE/plain/index.m3u8" "$PREVIOUS_PAGE"
@@ -207,7 +206,7 @@ fi
 # c. nginx-rtmp, hls.js's defaults.
 if [[ $CASES == *c* ]]; then
 publish "rtmp://127.0.0.1:$NRTMP/live/nginx" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
-wait_playable "http://127.0.0.1:$NHTTP/hls/nginx.m3u8"
+wait_playable "http://127.0.0.1:$NHTTP/hls/nginx.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$NHTTP/hls/nginx.m3u8" >&2
 measure "c. nginx-rtmp HLS, hls.js defaults" "hlsjs:http://127.0.0.1:$NHTTP/hls/nginx.m3u8"
 kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
 fi
@@ -216,7 +215,7 @@ fi
 if [ "$LL_VIEWERS" -gt 0 ]; then
   KEY=$(create llload ll)
   publish "rtmp://127.0.0.1:$RTMP/live/$KEY" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
-  wait_playable "http://127.0.0.1:$EDGE/llload/index.m3u8"
+  wait_playable "http://127.0.0.1:$EDGE/llload/index.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$EDGE/llload/index.m3u8" >&2
   ll_viewers "http://127.0.0.1:$EDGE/llload/index.m3u8" $((SECS + WARMUP + 15))
   measure "d. LL-HLS, edge, our page, $LL_VIEWERS LL viewers" "http://127.0.0.1:$EDGE/watch/llload"
   wait "$LOAD_PID" 2>/dev/null || true
