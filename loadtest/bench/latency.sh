@@ -34,7 +34,8 @@
 #
 # Environment: CARGO_PROFILE=debug uses target/debug (no release build;
 # slower origin and edge, for checking the script); CASES picks cases
-# (default "abc"; "b" runs b and b'); LL_VIEWERS=N adds case d.
+# (default "abc"; "b" runs b, b' and b''); LL_VIEWERS=N adds case d;
+# LATENCY_OUT=DIR keeps each case's driver log there (a line a second).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -149,35 +150,48 @@ wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$NRTMP"
 
 # --- cases ----------------------------------------------------------------
 ROWS=()
+# The worst encoder lag the origin reports now (0 when it runs no pipeline).
+encoder_lag() { curl -fsS "http://127.0.0.1:$HTTP/metrics" 2>/dev/null | awk '/^origin_encoder_lag_seconds/ {if ($2 > m) m = $2} END {print m + 0}'; }
 # measure NAME TARGET [HLS_CONFIG]: runs the driver, prints its summary, and
-# adds a table row.
+# adds a table row. With OURS=1 (our origin's cases) the origin's worst
+# encoder lag over the case goes in the row: a case whose origin fell behind
+# real time says so.
 measure() {
-  local name=$1 target=$2 config=${3:-} out="$WORK/driver-$RANDOM.log"
+  local name=$1 target=$2 config=${3:-} out="$WORK/driver-$RANDOM.log" sampler=
+  echo 0 > "$out.lag"
+  if [ "${OURS:-1}" = 1 ]; then
+    ( w=0; while :; do w=$(awk -v a="$w" -v b="$(encoder_lag)" 'BEGIN {print (b > a) ? b : a}'); echo "$w" > "$out.lag"; sleep 2; done ) &
+    sampler=$!; PIDS+=($sampler)
+  fi
   timeout $((SECS + WARMUP + 60)) node "$DRIVER" "$target" $((SECS + WARMUP + 15)) "$WARMUP" ${config:+"$config"} > "$out" 2> "$out.err" || true
-  local summary
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+  local summary lag=-
+  [ "${OURS:-1}" = 1 ] && lag="$(printf %.2f "$(cat "$out.lag")") s"
   summary=$(grep '^{"summary"' "$out" | tail -1)
+  if [ -n "${LATENCY_OUT:-}" ]; then mkdir -p "$LATENCY_OUT"; cp "$out" "$LATENCY_OUT/${name%%.*}.log"; fi
   if [ -z "$summary" ]; then
     echo "$name: no summary; last lines:" >&2; tail -5 "$out" "$out.err" >&2
-    ROWS+=("| $(date -u +%F) | $name | failed | | | | | | |")
+    ROWS+=("| $(date -u +%F) | $name | failed | | | | | | | | |")
     return
   fi
   echo "$name: $summary"
-  ROWS+=("$(jq -r --arg d "$(date -u +%F)" --arg n "$name" '.summary as $s |
+  ROWS+=("$(jq -r --arg d "$(date -u +%F)" --arg n "$name" --arg lag "$lag" '.summary as $s |
     def f: if . == null then "-" else (. * 10 | round / 10 | tostring) + " s" end;
-    "| \($d) | \($n) | \($s.glassToGlass.p50 | f) | \($s.glassToGlass.p95 | f) | \($s.pdt.p50 | f) | \($s.hlsLatency.p50 | f) | \($s.stalls // "-") | \($s.restarts) | \($s.glassToGlass.n) / \($s.unreadableFrames) |"' <<<"$summary")")
+    def fps: if $s.measuredSeconds > 0 then ($s.glassToGlass.n / $s.measuredSeconds * 10 | round / 10 | tostring) else "-" end;
+    "| \($d) | \($n) | \($s.glassToGlass.p50 | f) | \($s.glassToGlass.p95 | f) | \($s.pdt.p50 | f) | \($s.hlsLatency.p50 | f) | \($s.stalls // "-") | \($s.restarts) | \(fps) | \($s.unreadableFrames) | \($lag) |"' <<<"$summary")")
 }
 PREVIOUS_PAGE='{"liveSyncDurationCount":3,"playlistLoadPolicy":{"default":{"maxTimeToFirstByteMs":5000,"maxLoadTimeMs":10000,"timeoutRetry":{"maxNumRetry":2,"retryDelayMs":500,"maxRetryDelayMs":2000},"errorRetry":{"maxNumRetry":3,"retryDelayMs":500,"maxRetryDelayMs":2000}}}}'
 playable() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
 # wait_playable URL: up to 30 s for a new stream's first segments.
 wait_playable() { local end=$((SECONDS + 30)); until playable "$1"; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done; }
 
-# Case d's viewers. HOOK: the LL load-tester viewer (the `ll-load` work) is
-# wired here once its flags are settled; until then LL_VIEWERS only runs the
-# load tester's plain viewers when it has no LL mode, and says so.
+# Case d's viewers: the load tester's LL viewer (`--ll on`: parts, blocking
+# reloads, preload hints) when this build has it; a build without it plays
+# segments, and the script says so.
 ll_viewers() {  # $1 = multivariant URL, $2 = seconds; leaves the PID in LOAD_PID
   local ll_flag=()
-  if "$BIN/loadtest" --help 2>/dev/null | grep -q -- '--low-latency'; then ll_flag=(--low-latency); fi
-  [ ${#ll_flag[@]} -gt 0 ] || echo "d: the load tester has no LL mode here; its viewers play segments" >&2
+  if "$BIN/loadtest" --help 2>/dev/null | grep -q -- '--ll '; then ll_flag=(--ll on); fi
+  [ ${#ll_flag[@]} -gt 0 ] || echo "d: this load tester has no --ll; its viewers play segments" >&2
   "$BIN/loadtest" --url "$1" --viewers "$LL_VIEWERS" --ramp 10s --duration "$2s" "${ll_flag[@]}" \
     --report-dir "$WORK/loadtest-report" > "$WORK/loadtest.log" 2>&1 & LOAD_PID=$!; PIDS+=($LOAD_PID)
 }
@@ -207,7 +221,7 @@ fi
 if [[ $CASES == *c* ]]; then
 publish "rtmp://127.0.0.1:$NRTMP/live/nginx" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
 wait_playable "http://127.0.0.1:$NHTTP/hls/nginx.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$NHTTP/hls/nginx.m3u8" >&2
-measure "c. nginx-rtmp HLS, hls.js defaults" "hlsjs:http://127.0.0.1:$NHTTP/hls/nginx.m3u8"
+OURS=0 measure "c. nginx-rtmp HLS, hls.js defaults" "hlsjs:http://127.0.0.1:$NHTTP/hls/nginx.m3u8"
 kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
 fi
 
@@ -219,11 +233,11 @@ if [ "$LL_VIEWERS" -gt 0 ]; then
   ll_viewers "http://127.0.0.1:$EDGE/llload/index.m3u8" $((SECS + WARMUP + 15))
   measure "d. LL-HLS, edge, our page, $LL_VIEWERS LL viewers" "http://127.0.0.1:$EDGE/watch/llload"
   wait "$LOAD_PID" 2>/dev/null || true
-  jq -r '"d: load tester: \(.)"' "$WORK/loadtest-report/report.json" 2>/dev/null | head -c 2000 || true
+  echo "d: the load tester's summary:"; tail -20 "$WORK/loadtest.log" || true
   kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
 fi
 
 echo
-echo "| date | case | glass-to-glass p50 | p95 | PROGRAM-DATE-TIME p50 | hls.js latency p50 | stalls | restarts | frames read / unreadable |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| date | case | glass-to-glass p50 | p95 | PROGRAM-DATE-TIME p50 | hls.js latency p50 | stalls | restarts | frames read/s (of 30) | unreadable frames | origin encoder lag (worst) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
