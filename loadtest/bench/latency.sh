@@ -190,7 +190,8 @@ wait_playable() { local end=$((SECONDS + 30)); until playable "$1"; do [ $SECOND
 # segments, and the script says so.
 ll_viewers() {  # $1 = multivariant URL, $2 = seconds; leaves the PID in LOAD_PID
   local ll_flag=()
-  if "$BIN/loadtest" --help 2>/dev/null | grep -q -- '--ll '; then ll_flag=(--ll on); fi
+  VIEWER_KIND="segment viewers (this load tester has no --ll)"
+  if "$BIN/loadtest" --help 2>/dev/null | grep -q -- '--ll '; then ll_flag=(--ll on); VIEWER_KIND="LL viewers"; fi
   [ ${#ll_flag[@]} -gt 0 ] || echo "d: this load tester has no --ll; its viewers play segments" >&2
   "$BIN/loadtest" --url "$1" --viewers "$LL_VIEWERS" --ramp 10s --duration "$2s" "${ll_flag[@]}" \
     --report-dir "$WORK/loadtest-report" > "$WORK/loadtest.log" 2>&1 & LOAD_PID=$!; PIDS+=($LOAD_PID)
@@ -231,7 +232,7 @@ if [ "$LL_VIEWERS" -gt 0 ]; then
   publish "rtmp://127.0.0.1:$RTMP/live/$KEY" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
   wait_playable "http://127.0.0.1:$EDGE/llload/index.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$EDGE/llload/index.m3u8" >&2
   ll_viewers "http://127.0.0.1:$EDGE/llload/index.m3u8" $((SECS + WARMUP + 15))
-  measure "d. LL-HLS, edge, our page, $LL_VIEWERS LL viewers" "http://127.0.0.1:$EDGE/watch/llload"
+  measure "d. LL-HLS, edge, our page, $LL_VIEWERS load-tester $VIEWER_KIND" "http://127.0.0.1:$EDGE/watch/llload"
   wait "$LOAD_PID" 2>/dev/null || true
   echo "d: the load tester's summary:"; tail -20 "$WORK/loadtest.log" || true
   kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
