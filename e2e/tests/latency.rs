@@ -130,7 +130,6 @@ fn first_media_playlist(edge: std::net::SocketAddr, stream: &str) -> (String, St
     } else {
         format!("/{stream}/{uri}")
     };
-    // The edge may redirect a stream-level path to its session: follow once.
     let (status, body) = http_get(edge, &path).expect("media playlist");
     assert_eq!(status, 200, "{path}: {body}");
     (path, body)
