@@ -115,7 +115,7 @@
   // Plain: segments only. hls.js's default, which the page also set until
   // 2026-12-01 (liveSyncDurationCount: 3), starts three target durations
   // behind the playlist's end and never speeds up, so the lag of a slow start
-  // or a stall stays for good: 9 to 12 s glass to glass with 2 s segments
+  // or a stall stays for good: 10 to 12 s glass to glass with 2 s segments
   // (loadtest/bench/latency.sh). The page aims two target durations plus a
   // second behind the live edge hls.js estimates (the playlist's end plus
   // the time since it last grew): one target duration for the next segment
