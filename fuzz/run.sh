@@ -11,15 +11,15 @@
 # fuzz/artifacts/TARGET/ and the run goes on with the next target; copy the
 # file into fuzz/regressions/TARGET/ once fixed, where
 # `cargo test -p rtmp --test regressions` replays it (the playlist target's
-# inputs, seeds only so far, replay in its own fuzz target only: discovery
-# is a binary crate).
+# and ll targets' inputs, seeds only so far, replay in their own fuzz targets
+# only: discovery and the edge are binary crates).
 # Exit status: non-zero when any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=${1:?usage: fuzz/run.sh MINUTES [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist hls_query)
+[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist hls_query ll)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked

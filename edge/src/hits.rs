@@ -14,7 +14,9 @@
 //! `GET` or `HEAD` with no body, no `Range`/`If-Range`, no conditional
 //! header, no `Expect`, no `Connection` other than `keep-alive`, whose path
 //! names an object of the layout, whose stream's route is fresh in memory
-//! and whose object is fresh in the cache ([`crate::proxy::Edge::plain_hit`]).
+//! and whose object is fresh in the cache ([`crate::proxy::Edge::plain_hit`]),
+//! or, for an LL-HLS blocking reload, that the edge's freshest copy of the
+//! playlist satisfies ([`crate::live`]).
 //! Anything else, including every malformed or oversized head, goes to
 //! pingora with the bytes read so far (as a pipelined prefix), so errors,
 //! misses, ranges, revalidation, redirects and the edge's own pages behave
@@ -25,7 +27,9 @@
 //! request head of a connection is read here, pingora's requests included:
 //! - a whole request head must arrive within the head timeout of its first
 //!   byte (a dribbling client is disconnected); only the head, so a request
-//!   held open after its head is not cut by it;
+//!   held open after its head (an LL-HLS blocking reload or hinted part,
+//!   bounded by `--max-held-requests` and `--hold-timeout` in
+//!   [`crate::proxy`]) is not cut by it, but keeps its connection's permit;
 //! - heads larger than [`MAX_HEAD`] get `431` here (pingora would read up to
 //!   1 MiB);
 //! - an idle keep-alive connection is closed after the idle timeout, and at

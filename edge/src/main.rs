@@ -4,6 +4,8 @@
 //! `--shutdown-timeout`) or SIGINT (fast).
 
 mod hits;
+mod live;
+mod ll;
 mod metrics;
 mod player;
 mod proxy;
@@ -33,7 +35,13 @@ fn main() -> anyhow::Result<()> {
     // Pingora's cache wants storage and lock for the life of the process.
     let storage: &'static storage::MokaStorage = Box::leak(Box::new(storage::MokaStorage::new(s.cache_size)));
     let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(s.cache_lock_timeout));
+    let hold_lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(s.hold_timeout));
     let metrics = Arc::new(metrics::Metrics::new());
+    let live = Arc::new(live::Live::new(
+        s.max_held_requests,
+        s.hold_timeout,
+        metrics.held_requests.clone(),
+    ));
 
     let conf = ServerConf {
         threads: s.threads.max(1),
@@ -47,6 +55,8 @@ fn main() -> anyhow::Result<()> {
         routes,
         storage,
         lock,
+        hold_lock,
+        live,
         metrics,
         playlist_ttl: s.playlist_ttl,
         multivariant_ttl: s.multivariant_ttl,

@@ -4,6 +4,23 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+/// Kinds of origin request (`edge_upstream_requests_total{kind}`): the
+/// object kinds, and of media playlists and parts the held ones apart
+/// (`blocking`: a blocking reload; `hinted`: a part not written yet).
+pub const UPSTREAM_KINDS: [&str; 7] = [
+    "multivariant",
+    "playlist",
+    "blocking",
+    "init",
+    "segment",
+    "part",
+    "hinted",
+];
+
+/// What the edge made of LL-HLS requests (`edge_ll_answers_total{outcome}`),
+/// in the order of [`Metrics::ll_answers`].
+pub const LL_OUTCOMES: [&str; 6] = ["copy", "held", "bad_directive", "too_far", "no_part", "refused"];
+
 /// Kinds of client abort (`edge_client_aborts_total{kind}`).
 pub const ABORT_KINDS: [&str; 3] = ["closed", "reset", "timeout"];
 
@@ -40,6 +57,16 @@ pub struct Metrics {
     connections_open: IntGauge,
     /// Connections closed by a limit: head, idle, write.
     pub timed_out: [IntCounter; 3],
+    /// Requests sent to origins by [`UPSTREAM_KINDS`], counted as sent:
+    /// origin requests per part per edge is `blocking` (or `hinted`) over
+    /// the parts produced.
+    pub upstream_requests: IntCounterVec,
+    /// LL-HLS outcomes by [`LL_OUTCOMES`]: answered from the copy, held,
+    /// refused for a bad directive, for an msn too far ahead, for a part
+    /// that will never exist, at the held-request bound.
+    pub ll_answers: [IntCounter; 6],
+    /// Requests held now (blocking reloads and parts not written yet).
+    pub held_requests: IntGauge,
 }
 
 /// Counts a connection as open while alive.
@@ -127,8 +154,36 @@ impl Metrics {
             &["limit"],
         )
         .unwrap();
+        let upstream_requests = IntCounterVec::new(
+            Opts::new(
+                "edge_upstream_requests_total",
+                "Requests sent to origins by kind (blocking: a blocking playlist reload; hinted: a part not written yet)",
+            ),
+            &["kind"],
+        )
+        .unwrap();
+        for k in UPSTREAM_KINDS {
+            upstream_requests.with_label_values(&[k]);
+        }
+        let ll_answers = IntCounterVec::new(
+            Opts::new(
+                "edge_ll_answers_total",
+                "LL-HLS requests by outcome: answered from the edge's copy, held, refused (bad directive, msn too far, \
+                 no such part, held-request bound)",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
+        let held_requests = IntGauge::new(
+            "edge_held_requests",
+            "Requests held now: blocking reloads and parts not written yet (bounded by --max-held-requests)",
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upstream_requests.clone()),
+            Box::new(ll_answers.clone()),
+            Box::new(held_requests.clone()),
             Box::new(bytes.clone()),
             Box::new(origin_fetches.clone()),
             Box::new(upstream_latency.clone()),
@@ -144,6 +199,7 @@ impl Metrics {
         }
         let route_lookups = ["cached", "fetched", "stale", "unknown"].map(|s| route_lookups.with_label_values(&[s]));
         let timed_out = ["head", "idle", "write"].map(|s| timed_out.with_label_values(&[s]));
+        let ll_answers = LL_OUTCOMES.map(|s| ll_answers.with_label_values(&[s]));
         Metrics {
             registry,
             requests,
@@ -157,6 +213,9 @@ impl Metrics {
             connections_refused,
             connections_open,
             timed_out,
+            upstream_requests,
+            ll_answers,
+            held_requests,
         }
     }
 

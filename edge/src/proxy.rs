@@ -41,15 +41,18 @@
 //! are not errors of the edge: counted in `edge_client_aborts_total{kind}`,
 //! logged at debug, never answered or counted as a 5xx.
 
+use crate::live::{Copy, Held, Live, MAX_PLAYLIST};
+use crate::ll::{self, PartVerdict, Verdict};
 use crate::metrics::Metrics;
 use crate::player;
 use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
 use crate::storage::{FreshWire, MokaStorage};
+use api_types::hls_query::{HlsQuery, HlsQueryError};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -66,6 +69,12 @@ pub struct Edge {
     pub routes: Arc<RouteTable>,
     pub storage: &'static MokaStorage,
     pub lock: &'static CacheKeyLockImpl,
+    /// The cache lock of media playlists and parts, whose fills may be held
+    /// by the origin: its age timeout is `--hold-timeout`, longer than the
+    /// longest legal hold, so waiters never time out into a stampede.
+    pub hold_lock: &'static CacheKeyLockImpl,
+    /// LL-HLS: the freshest playlist copies and the held-request count.
+    pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
     pub playlist_ttl: Duration,
     pub multivariant_ttl: Duration,
@@ -120,6 +129,21 @@ pub struct Ctx {
     /// `HEALTH`, `METRICS`).
     answered: Option<&'static str>,
     upstream_started: Option<Instant>,
+    /// A media playlist request's LL-HLS directives.
+    directives: HlsQuery,
+    /// Set while the edge holds this request (it waits for the live edge).
+    held: Option<Held>,
+    /// The `edge_upstream_requests_total` kind of this request's fetch.
+    upstream_kind: &'static str,
+    /// The origin's 200 for a media playlist, read to become the copy.
+    capture: Option<Capture>,
+}
+
+/// A media playlist answer being read from the origin.
+struct Capture {
+    header: ResponseHeader,
+    body: BytesMut,
+    fetched: Instant,
 }
 
 impl Ctx {
@@ -132,19 +156,37 @@ impl Ctx {
     }
 }
 
-/// The path with only the `_HLS_*` query parameters, in their order: what is
-/// forwarded to the origin and keyed.
-pub(crate) fn target_of(path: &str, query: Option<&str>) -> String {
-    let hls: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| p.starts_with("_HLS_"))
-        .collect();
-    if hls.is_empty() {
+/// What is forwarded to the origin and keyed: the path, plus for a media
+/// playlist its LL-HLS directives in canonical form (`HlsQuery`'s
+/// `Display`), so that one question is one key; every other query parameter
+/// is dropped. Invalid directives are refused (400 at the edge).
+pub(crate) fn target_of(
+    obj: &ObjectPath<'_>,
+    path: &str,
+    query: Option<&str>,
+) -> std::result::Result<(String, HlsQuery), HlsQueryError> {
+    if obj.kind != ObjectKind::MediaPlaylist {
+        return Ok((path.to_string(), HlsQuery::default()));
+    }
+    let q = HlsQuery::parse(query)?;
+    let target = if q.is_empty() {
         path.to_string()
     } else {
-        format!("{path}?{}", hls.join("&"))
-    }
+        format!("{path}?{q}")
+    };
+    Ok((target, q))
+}
+
+/// A blocking reload's `(msn, part)`.
+fn blocking(q: &HlsQuery) -> Option<(u64, Option<u64>)> {
+    q.msn.map(|m| (m, q.part))
+}
+
+/// The media playlist beside a part (`.../{msn}.{part}.m4s` ->
+/// `.../index.m3u8`) and the part's numbers.
+fn part_and_playlist(path: &str) -> Option<((u64, u64), String)> {
+    let (dir, file) = path.rsplit_once('/')?;
+    Some((ll::part_name(file)?, format!("{dir}/{}", api_types::layout::PLAYLIST)))
 }
 
 /// The `X-Cache-Status` word for how the cache answered this request.
@@ -334,7 +376,18 @@ impl Edge {
         let Placement::Origin(i) = self.placement(&obj, &route, viewer) else {
             return None;
         };
-        let key = key_of(&route.origins[i].origin, &target_of(path, query));
+        let origin = &route.origins[i].origin;
+        let (target, directives) = target_of(&obj, path, query).ok()?;
+        // A blocking reload the freshest copy satisfies: that copy, at once.
+        if let Some((msn, part)) = blocking(&directives)
+            && let Some(copy) = self.live.copy(origin, path, directives.skip)
+            && copy.pos.judge(msn, part, copy.age()) == Verdict::Now
+        {
+            self.metrics.route_lookups[0].inc();
+            self.metrics.ll_answers[0].inc();
+            return Some((obj.kind, copy.wire(wire_head)));
+        }
+        let key = key_of(origin, &target);
         let hit = self.storage.fresh_wire(&key, SystemTime::now(), wire_head)?;
         self.metrics.route_lookups[0].inc();
         Some((obj.kind, hit))
@@ -360,6 +413,100 @@ impl Edge {
             ("cache-control", "no-store".to_string()),
         ];
         self.answer(session, ctx, 204, &headers, "", "PREFLIGHT").await
+    }
+
+    /// Answers a blocking reload from the edge's copy of the playlist, as
+    /// a cache hit of that copy.
+    async fn serve_copy(&self, session: &mut Session, ctx: &mut Ctx, copy: &Copy) -> Result<bool> {
+        let mut resp = copy.header.clone();
+        for name in ["content-length", "transfer-encoding", "connection", "keep-alive"] {
+            resp.remove_header(name);
+        }
+        resp.insert_header("content-length", copy.body.len().to_string())?;
+        let age = SystemTime::now()
+            .duration_since(copy.created)
+            .unwrap_or_default()
+            .as_secs();
+        mark(&mut resp, "HIT", age)?;
+        ctx.answered = Some("HIT");
+        self.metrics.ll_answers[0].inc();
+        let head = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(resp), head).await?;
+        if !head {
+            session.write_response_body(Some(copy.body.clone()), true).await?;
+        }
+        Ok(true)
+    }
+
+    /// Holds this request (counted until it ends), or answers 503 at
+    /// `--max-held-requests`. `Ok(true)` when answered.
+    async fn hold(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match self.live.hold() {
+            Some(held) => {
+                ctx.held = Some(held);
+                self.metrics.ll_answers[1].inc();
+                Ok(false)
+            }
+            None => {
+                self.metrics.ll_answers[5].inc();
+                let retry = [("retry-after", "1".to_string())];
+                self.answer(session, ctx, 503, &retry, "too many held requests\n", "ERROR")
+                    .await
+            }
+        }
+    }
+
+    /// The LL-HLS part of `request_filter`, once the origin is chosen: a
+    /// blocking reload answered from the copy, refused, or held; a part
+    /// that will never exist refused, one not written yet held. `Ok(true)`
+    /// when answered.
+    async fn low_latency(&self, session: &mut Session, ctx: &mut Ctx, path: &str) -> Result<bool> {
+        let Some(origin) = ctx.origin().map(|o| o.origin.clone()) else {
+            return Ok(false);
+        };
+        match ctx.kind {
+            Some(ObjectKind::MediaPlaylist) => {
+                let Some((msn, part)) = blocking(&ctx.directives) else {
+                    return Ok(false);
+                };
+                ctx.upstream_kind = "blocking";
+                let copy = self.live.copy(&origin, path, ctx.directives.skip);
+                match copy.as_ref().map(|c| c.pos.judge(msn, part, c.age())) {
+                    Some(Verdict::Now) => {
+                        let copy = copy.expect("judged");
+                        self.serve_copy(session, ctx, &copy).await
+                    }
+                    Some(Verdict::TooFar) => {
+                        self.metrics.ll_answers[3].inc();
+                        let body = "_HLS_msn is more than two segments past the live edge\n";
+                        self.answer(session, ctx, 400, &[], body, "ERROR").await
+                    }
+                    Some(Verdict::Forward) => Ok(false),
+                    Some(Verdict::Hold) | None => self.hold(session, ctx).await,
+                }
+            }
+            Some(ObjectKind::Part) => {
+                let Some(((msn, index), playlist)) = part_and_playlist(path) else {
+                    return Ok(false);
+                };
+                let verdict = self
+                    .live
+                    .freshest(&origin, &playlist)
+                    .map(|c| c.pos.judge_part(msn, index));
+                match verdict {
+                    Some(PartVerdict::Never) => {
+                        self.metrics.ll_answers[4].inc();
+                        self.answer(session, ctx, 404, &[], "no such part\n", "ERROR").await
+                    }
+                    Some(PartVerdict::Ahead) => {
+                        ctx.upstream_kind = "hinted";
+                        self.hold(session, ctx).await
+                    }
+                    _ => Ok(false),
+                }
+            }
+            _ => Ok(false),
+        }
     }
 
     fn viewer(session: &Session) -> Option<IpAddr> {
@@ -452,14 +599,29 @@ impl ProxyHttp for Edge {
             Placement::Nowhere => return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await,
         };
         let req = session.req_header();
-        ctx.target = target_of(req.uri.path(), req.uri.query());
+        let (target, directives) = match target_of(&obj, req.uri.path(), req.uri.query()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.metrics.ll_answers[2].inc();
+                return self.answer(session, ctx, 400, &[], format!("{e}\n"), "ERROR").await;
+            }
+        };
+        ctx.target = target;
+        ctx.directives = directives;
+        ctx.upstream_kind = obj.kind.label();
         ctx.origin = Some(chosen);
         ctx.route = Some(route);
-        Ok(false)
+        self.low_latency(session, ctx, &path).await
     }
 
-    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        session.cache.enable(self.storage, None, None, Some(self.lock), None);
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        // Playlists and parts may be held by the origin: their fills get
+        // the lock whose timeout outlasts the longest hold.
+        let lock = match ctx.kind {
+            Some(ObjectKind::MediaPlaylist | ObjectKind::Part) => self.hold_lock,
+            _ => self.lock,
+        };
+        session.cache.enable(self.storage, None, None, Some(lock), None);
         Ok(())
     }
 
@@ -468,14 +630,16 @@ impl ProxyHttp for Edge {
     }
 
     fn response_cache_filter(&self, _session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
-        if resp.status != 200 {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
-        }
-        let ttl = match ctx.kind {
-            Some(ObjectKind::Segment | ObjectKind::Part | ObjectKind::Init) => self.segment_ttl,
-            Some(ObjectKind::MediaPlaylist) => self.playlist_ttl,
-            Some(ObjectKind::Multivariant) => self.multivariant_ttl,
-            None => return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("not HLS"))),
+        let ttl = match (resp.status.as_u16(), ctx.kind) {
+            (200, Some(ObjectKind::Segment | ObjectKind::Init | ObjectKind::Part)) => self.segment_ttl,
+            (200, Some(ObjectKind::MediaPlaylist)) => self.playlist_ttl,
+            (200, Some(ObjectKind::Multivariant)) => self.multivariant_ttl,
+            // The origin's refusal of a held request is the answer of every
+            // request waiting on its lock: kept briefly so they all get it
+            // (uncached, each would go to the origin in turn).
+            (400 | 404 | 503, Some(_)) if ctx.held.is_some() => self.playlist_ttl,
+            (_, None) => return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("not HLS"))),
+            _ => return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache)),
         };
         let now = SystemTime::now();
         Ok(RespCacheable::Cacheable(CacheMeta::new(
@@ -509,7 +673,12 @@ impl ProxyHttp for Edge {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
+        // The origin holds a held request up to three target durations; the
+        // edge waits for it --hold-timeout.
+        peer.options.read_timeout = Some(match ctx.held {
+            Some(_) => self.live.hold_timeout,
+            None => self.read_timeout,
+        });
         ctx.upstream_started = Some(Instant::now());
         Ok(Box::new(peer))
     }
@@ -528,6 +697,10 @@ impl ProxyHttp for Edge {
             .parse()
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad target"))?;
         req.set_uri(uri);
+        self.metrics
+            .upstream_requests
+            .with_label_values(&[ctx.upstream_kind])
+            .inc();
         Ok(())
     }
 
@@ -552,7 +725,56 @@ impl ProxyHttp for Edge {
                 .with_label_values(&[kind])
                 .observe(start.elapsed().as_secs_f64());
         }
+        if ctx.kind == Some(ObjectKind::MediaPlaylist) && resp.status == 200 {
+            ctx.capture = Some(Capture {
+                header: resp.clone(),
+                body: BytesMut::new(),
+                fetched: Instant::now(),
+            });
+        }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        let Some(capture) = ctx.capture.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(b) = body {
+            if capture.body.len() + b.len() > MAX_PLAYLIST {
+                ctx.capture = None;
+                return Ok(None);
+            }
+            capture.body.extend_from_slice(b);
+        }
+        // Whole only with as many bytes as announced: a truncated answer
+        // never becomes the copy.
+        let length = capture
+            .header
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let complete = match length {
+            Some(n) => n == capture.body.len(),
+            None => end_of_stream,
+        };
+        if end_of_stream && !complete {
+            ctx.capture = None;
+        }
+        if complete
+            && let Some(c) = ctx.capture.take()
+            && let Some(origin) = ctx.origin().map(|o| o.origin.clone())
+        {
+            let path = ctx.target.split('?').next().unwrap_or_default();
+            self.live
+                .offer(&origin, path, ctx.directives.skip, c.header, c.body.freeze(), c.fetched);
+        }
+        Ok(None)
     }
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
@@ -632,6 +854,25 @@ impl ProxyHttp for Edge {
                 }
             }
         }
+        // A held request the origin did not answer within the hold timeout:
+        // what the origin itself answers past its longest hold.
+        if ctx.held.is_some() && e.esource() == &ErrorSource::Upstream && e.etype() == &ErrorType::ReadTimedout {
+            let retry = [("retry-after", "1".to_string())];
+            let _ = self
+                .answer(
+                    session,
+                    ctx,
+                    503,
+                    &retry,
+                    "the origin did not answer in time\n",
+                    "ERROR",
+                )
+                .await;
+            return FailToProxy {
+                error_code: 503,
+                can_reuse_downstream: false,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
             _ if e.esource() == &pingora_error::ErrorSource::Upstream => 502,
@@ -656,5 +897,46 @@ impl ProxyHttp for Edge {
             .bytes
             .with_label_values(&[kind, status])
             .inc_by(session.body_bytes_sent() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_valid_directives_of_media_playlists_are_keyed_in_one_form() {
+        let target = |path: &str, query: Option<&str>| {
+            let obj = parse_object_path(path).expect("a layout path");
+            target_of(&obj, path, query).map(|(t, _)| t)
+        };
+        let playlist = "/s/a1/360p/index.m3u8";
+        assert_eq!(
+            target(
+                playlist,
+                Some("cb=7&_HLS_skip=YES&_HLS_part=02&_HLS_msn=53&_HLS_report=x")
+            ),
+            Ok(format!("{playlist}?_HLS_msn=53&_HLS_part=2&_HLS_skip=YES"))
+        );
+        assert_eq!(target(playlist, Some("token=abc")), Ok(playlist.to_string()));
+        assert_eq!(target(playlist, None), Ok(playlist.to_string()));
+        assert_eq!(
+            target(playlist, Some("_HLS_part=1")),
+            Err(HlsQueryError::PartWithoutMsn)
+        );
+        // Other objects take no directives: the query is dropped, whatever it is.
+        for path in [
+            "/s/index.m3u8",
+            "/s/a1/360p/5.m4s",
+            "/s/a1/360p/5.2.m4s",
+            "/s/a1/360p/init.mp4",
+        ] {
+            assert_eq!(target(path, Some("_HLS_part=1&x=2")), Ok(path.to_string()));
+        }
+        assert_eq!(
+            part_and_playlist("/s/a1/360p/5.2.m4s"),
+            Some(((5, 2), playlist.to_string()))
+        );
+        assert_eq!(part_and_playlist("/s/a1/360p/5.m4s"), None);
     }
 }

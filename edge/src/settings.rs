@@ -115,6 +115,21 @@ pub struct Settings {
     )]
     pub max_connections: usize,
 
+    /// Longest time a held request (an LL-HLS blocking playlist reload, or
+    /// a part not written yet) waits for the origin: the cache-lock timeout
+    /// of playlists and parts and the origin read timeout of held requests.
+    /// Keep it above 3 target durations plus a margin (the origin answers
+    /// 503 at 3 target durations); shorter, requests waiting on one fetch
+    /// give up and each go to the origin (a stampede).
+    #[arg(long, env = "EDGE_HOLD_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
+    pub hold_timeout: Duration,
+
+    /// Most requests held at once (LL-HLS blocking reloads and parts not
+    /// written yet); more are answered 503 with Retry-After. Each also
+    /// holds a connection (--http-max-connections).
+    #[arg(long, env = "EDGE_MAX_HELD_REQUESTS", default_value_t = 4096)]
+    pub max_held_requests: usize,
+
     /// How long an origin host name's address (or its failure to resolve)
     /// is reused before resolving it again.
     #[arg(long, env = "EDGE_RESOLVE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
