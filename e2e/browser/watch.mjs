@@ -4,7 +4,8 @@
 //   node watch.mjs URL SECONDS
 //
 // Each line: {"t": seconds since start, "currentTime", "paused", "readyState",
-// "state", "rendition", "ladder", "latency", "session", "restarts", "errors",
+// "state", "rendition", "ladder", "latency", "hlsLatency", "targetLatency",
+// "mode", "partLoads", "partList", "stalls", "session", "restarts", "errors",
 // "engine", "live", "pageErrors"}. The Rust side (e2e/src/lib.rs) reads them.
 // Chromium is started with a fresh profile and the flags this machine needs
 // (no background networking: the network is closed), and always closed.
@@ -56,6 +57,8 @@ try {
         paused: v ? v.paused : null,
         readyState: v ? v.readyState : null,
         state: d.state, rendition: d.rendition, ladder: d.ladder, latency: d.latency,
+        hlsLatency: d.hlsLatency, targetLatency: d.targetLatency, mode: d.mode,
+        partLoads: d.partLoads, partList: d.partList, stalls: d.stalls,
         session: d.session, restarts: d.restarts, errors: (d.errors || []).map((e) => e.reason),
         engine: d.engine, live: d.live,
       };

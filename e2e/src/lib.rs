@@ -31,6 +31,18 @@ pub struct Sample {
     pub ladder: Vec<String>,
     /// Wall clock minus the PROGRAM-DATE-TIME of the frame on screen, seconds.
     pub latency: Option<f64>,
+    /// hls.js's own latency estimate (the playlist's end minus the position).
+    pub hls_latency: Option<f64>,
+    /// The latency hls.js aims at.
+    pub target_latency: Option<f64>,
+    /// `ll` (hls.js low-latency mode, the playlist has parts) or `plain`.
+    pub mode: Option<String>,
+    /// Parts (EXT-X-PART) hls.js loaded so far.
+    pub part_loads: u64,
+    /// Parts the last media playlist hls.js loaded listed.
+    pub part_list: u64,
+    /// Times playback stopped for want of data after it had started.
+    pub stalls: u32,
     /// The publish session of the media playlist being played.
     pub session: Option<String>,
     /// How often the page started playback afresh (errors, moved sessions).

@@ -4,7 +4,9 @@
 //                     the rendition playing, the ladder and the live latency.
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
-// otherwise. A publish session is a timeline of its own (new segment names,
+// otherwise. hls.js runs in one of two modes, chosen per stream from its
+// first media playlist (see "modes" below): low-latency when the playlist
+// has parts (EXT-X-PART-INF), plain otherwise. A publish session is a timeline of its own (new segment names,
 // new numbering, new timestamps): when the edge moves this viewer to another
 // session (a 302 on a media playlist after the publisher moved or an origin
 // died), the page starts the stream afresh at the live edge instead of
@@ -20,10 +22,23 @@
   const state = {
     stream: null,
     engine: null,
+    // "ll" (hls.js low-latency mode) or "plain"; null before the first start.
+    mode: null,
     state: "idle",
     rendition: null,
     ladder: [],
+    // Wall clock minus the PROGRAM-DATE-TIME of the frame on screen, seconds.
     latency: null,
+    // hls.js's own estimate: the playlist's end (advanced by its age) minus
+    // the playback position; it leaves out how late the playlist is.
+    hlsLatency: null,
+    // The latency hls.js aims at (PART-HOLD-BACK or the plain target below).
+    targetLatency: null,
+    // Parts hls.js loaded, and the parts the last media playlist listed.
+    partLoads: 0,
+    partList: 0,
+    // Playback that stopped for want of data after it had started.
+    stalls: 0,
     session: null,
     restarts: 0,
     errors: [],
@@ -89,23 +104,87 @@
     return parts.length >= 5 ? parts[2] : null;
   };
 
-  function start() {
+  // ---- modes --------------------------------------------------------------
+  // Low-latency: hls.js loads parts and uses blocking reloads, and aims at
+  // the playlist's PART-HOLD-BACK (it does when liveSyncDuration and
+  // liveSyncDurationCount are left unset). After a stall it adds a second to
+  // its target (liveSyncOnStallIncrease, at most one target duration) and
+  // plays up to 10 % faster to come back to it while more than a second is
+  // buffered; the speed-up is how a stall's lost time is won back.
+  //
+  // Plain: segments only. hls.js's default, which the page also set until
+  // 2026-12-01 (liveSyncDurationCount: 3), starts three target durations
+  // behind the playlist's end and never speeds up, so the lag of a slow start
+  // or a stall stays for good: 10 to 12 s glass to glass with 2 s segments
+  // (loadtest/bench/latency.sh). The page aims two target durations plus a
+  // second behind the live edge hls.js estimates (the playlist's end plus
+  // the time since it last grew): one target duration for the next segment
+  // to be made and listed, one for the reload that finds it (hls.js reloads
+  // every segment duration, or half of it after an unchanged playlist), and
+  // a second for its fetch and for jitter. It plays up to 10 % faster to get
+  // back there (maxLiveSyncPlaybackRate; hls.js applies it only with
+  // lowLatencyMode on, its default, which changes nothing else for a
+  // playlist without parts: no blocking reloads, no parts), and hls.js adds
+  // a second to the target after each stall (at most one target duration).
+  const PLAIN_SYNC_TARGETS = 2;
+  const PLAIN_SYNC_MARGIN = 1.0;
+  const common = {
+    maxLiveSyncPlaybackRate: 1.1,
+    // Played media kept for seeking back; bounds memory on a page left open.
+    backBufferLength: 30,
+    // Media playlists change every segment: retry them briefly, then
+    // let the page start afresh (see the header).
+    playlistLoadPolicy: { default: {
+      maxTimeToFirstByteMs: 5000, maxLoadTimeMs: 10000,
+      timeoutRetry: { maxNumRetry: 2, retryDelayMs: 500, maxRetryDelayMs: 2000 },
+      errorRetry: { maxNumRetry: 3, retryDelayMs: 500, maxRetryDelayMs: 2000 },
+    } },
+  };
+  const configFor = (mode, targetDuration) => {
+    if (mode === "ll") return { ...common, lowLatencyMode: true };
+    const cfg = { ...common, lowLatencyMode: true };
+    if (targetDuration) cfg.liveSyncDuration = PLAIN_SYNC_TARGETS * targetDuration + PLAIN_SYNC_MARGIN;
+    return cfg;
+  };
+
+  // The first media playlist of the stream: whether it has parts, and its
+  // target duration. One request for each playlist before hls.js asks for
+  // them (the edge caches both); a failure leaves the choice to hls.js's own
+  // view of the playlist (see LEVEL_LOADED).
+  async function probe() {
+    const get = async (url) => {
+      const resp = await fetch(url, { cache: "no-store" });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      return { text: await resp.text(), url: resp.url };
+    };
+    try {
+      const master = await get(src);
+      const line = master.text.split("\n").map((l) => l.trim()).find((l) => l && !l.startsWith("#"));
+      const media = line ? await get(new URL(line, master.url).href) : master;
+      const td = media.text.match(/^#EXT-X-TARGETDURATION:(\d+)/m);
+      return { mode: /^#EXT-X-PART-INF:/m.test(media.text) ? "ll" : "plain", targetDuration: td ? Number(td[1]) : null };
+    } catch (e) {
+      return { mode: "plain", targetDuration: null };
+    }
+  }
+
+  let startId = 0;
+  let modeHint = null;
+  async function start() {
     restartTimer = null;
     if (hls) { hls.destroy(); hls = null; }
     state.session = null;
+    state.partList = 0;
     setState("loading");
     if (window.Hls && Hls.isSupported()) {
+      const id = ++startId;
+      const probed = modeHint || await probe();
+      modeHint = null;
+      if (id !== startId) return;
+      state.mode = probed.mode;
+      show("mode", probed.mode === "ll" ? "low-latency HLS (parts)" : "HLS (segments)");
       state.engine = `hls.js ${Hls.version}`;
-      hls = new Hls({
-        liveSyncDurationCount: 3,
-        // Media playlists change every segment: retry them briefly, then
-        // let the page start afresh (see the header).
-        playlistLoadPolicy: { default: {
-          maxTimeToFirstByteMs: 5000, maxLoadTimeMs: 10000,
-          timeoutRetry: { maxNumRetry: 2, retryDelayMs: 500, maxRetryDelayMs: 2000 },
-          errorRetry: { maxNumRetry: 3, retryDelayMs: 500, maxRetryDelayMs: 2000 },
-        } },
-      });
+      hls = new Hls(configFor(probed.mode, probed.targetDuration));
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
         state.ladder = data.levels.map(describe);
         show("ladder", state.ladder.join(", "));
@@ -116,8 +195,18 @@
         if (level) { state.rendition = describe(level); show("rendition", state.rendition); }
       });
       hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
+        const details = data.details;
+        state.partList = details.partList ? details.partList.length : 0;
+        // The playlist hls.js sees decides when the probe could not (or the
+        // stream changed profile): start again in the right mode.
+        const mode = details.partList && details.partList.length ? "ll" : "plain";
+        if (details.live && mode !== state.mode) {
+          modeHint = { mode, targetDuration: details.targetduration };
+          restart(`playlist is ${mode === "ll" ? "low-latency" : "plain"}`, 0);
+          return;
+        }
         const nd = data.networkDetails;
-        const url = (nd && (nd.responseURL || nd.url)) || data.details.url;
+        const url = (nd && (nd.responseURL || nd.url)) || details.url;
         const session = sessionOf(url);
         if (!session) return;
         if (state.session && session !== state.session) {
@@ -125,6 +214,9 @@
           return;
         }
         state.session = session;
+      });
+      hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
+        if (data.part) state.partLoads += 1;
       });
       hls.on(Hls.Events.ERROR, (_e, data) => {
         if (!data.fatal) return;
@@ -154,8 +246,12 @@
     restartTimer = setTimeout(start, wait);
   }
 
-  video.addEventListener("playing", () => { setState("playing"); retryDelay = 1000; });
-  video.addEventListener("waiting", () => setState("buffering"));
+  let started = false;
+  video.addEventListener("playing", () => { setState("playing"); retryDelay = 1000; started = true; });
+  video.addEventListener("waiting", () => {
+    if (started && state.state === "playing") state.stalls += 1;
+    setState("buffering");
+  });
 
   // Live latency: the wall clock minus the PROGRAM-DATE-TIME of the frame on
   // screen. A stall watchdog restarts playback that stopped moving.
@@ -167,9 +263,13 @@
     else if (video.getStartDate && !isNaN(video.getStartDate().getTime())) {
       date = new Date(video.getStartDate().getTime() + video.currentTime * 1000);
     }
-    if (date) {
+    if (date && !isNaN(date.getTime())) {
       state.latency = (Date.now() - date.getTime()) / 1000;
       show("latency", `${state.latency.toFixed(1)} s`);
+    }
+    if (hls) {
+      state.hlsLatency = hls.latency || null;
+      state.targetLatency = hls.targetLatency;
     }
     if (video.currentTime !== lastTime || video.paused) {
       lastTime = video.currentTime;
