@@ -307,6 +307,14 @@ mod tests {
     }
 
     #[test]
+    fn routes_without_policy_or_viewers_are_public() {
+        // What a router from before playback policies answers.
+        let old = r#"{"name":"golive","manifest":"golive/index.m3u8","host":"h:1","origins":[]}"#;
+        let route: Route = serde_json::from_str(old).unwrap();
+        assert_eq!((route.playback, route.viewers), (Playback::Public, 0));
+    }
+
+    #[test]
     fn route_round_trips() {
         let route = Route {
             name: "golive".into(),

@@ -38,8 +38,12 @@ async fn main() -> anyhow::Result<()> {
 
     let store = Arc::new(store);
     let hooks = webhooks::Webhooks::start(settings.webhooks(), metrics.webhook_deliveries.clone());
+    // Always swept, so expired claims never linger in Redis (the events go
+    // nowhere without --webhook-url).
+    // The task ends with the runtime.
+    tokio::spawn(webhooks::sweep(store.clone(), hooks.clone(), std::future::pending()));
     if hooks.enabled() {
-        tokio::spawn(webhooks::sweep(store.clone(), hooks.clone(), ops::shutdown_signal()));
+        tracing::info!(urls = settings.webhook_urls.len(), "webhooks on");
     }
     let playback_keys = settings.playback_keys()?;
     if playback_keys.is_empty() {
