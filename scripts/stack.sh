@@ -85,7 +85,9 @@ redis-server --port 6379 --bind 127.0.0.1 --dir "$STATE" --save 60 1 > "$LOGS/re
 PIDS+=($!)
 wait_for redis 10 redis-cli -p 6379 ping
 
-"$BIN/router-api" --listen "$ROUTER" --redis redis://127.0.0.1:6379 > "$LOGS/router-api.log" 2>&1 &
+"$BIN/router-api" --listen "$ROUTER" --redis redis://127.0.0.1:6379 \
+  --public-edge-url "http://$SHOW_HOST:8081" --public-rtmp-url "rtmp://$SHOW_HOST:1935/live" \
+  > "$LOGS/router-api.log" 2>&1 &
 PIDS+=($!)
 wait_for router-api 10 curl -fsS "http://$ROUTER/readyz"
 
@@ -182,7 +184,8 @@ Stream "$STREAM"
   every live stream:    http://$SHOW_HOST:8081/watch/
   $( [ "$DEMO" = 1 ] && echo "the demo publisher is sending a test pattern now" || echo "no demo publisher (--no-demo): publish from OBS" )
 
-Manage streams with the router API, e.g.:
+Manage streams in the dashboard: http://$ROUTER/dashboard (sign in with ROUTER_ADMIN_TOKEN from the tokens file)
+or with the router API, e.g.:
   curl -H "Authorization: Bearer \$ROUTER_ADMIN_TOKEN" http://$ROUTER/admin/streams
 
 Ctrl-C stops everything.

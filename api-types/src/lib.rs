@@ -11,6 +11,7 @@
 pub mod hls_query;
 pub mod ident;
 pub mod layout;
+pub mod playback;
 pub mod router;
 
 pub use ident::{

@@ -4,11 +4,14 @@
 //! - operators: [`CreateStream`], [`UpdateStream`] -> [`StreamCreated`], [`StreamInfo`]
 //! - origins, when a publisher connects: [`AuthorizeRequest`] -> [`AuthorizeResponse`]
 //! - discovery agents: [`OriginReport`] -> [`ReportAccepted`]
-//! - edges: -> [`Route`] (and a list of them)
+//! - edges: -> [`Route`] (and a list of them); [`ViewerReport`] -> [`ViewersAccepted`]
+//! - operators' playback URLs: [`CreatePlaybackToken`] -> [`PlaybackToken`]
+//! - webhook receivers: [`WebhookEvent`]
 //!
 //! Every error body is an [`ErrorBody`].
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// The transcoding profile used when a stream is created without one.
@@ -41,6 +44,30 @@ pub struct UpdateStream {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub profile: Option<String>,
+    /// Who may watch: `public` or `token`.
+    #[serde(default)]
+    pub playback: Option<Playback>,
+}
+
+/// A stream's playback policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Playback {
+    /// Anyone who knows the name may watch (the default).
+    #[default]
+    Public,
+    /// Every object needs a valid playback token for the stream
+    /// (`api_types::playback`), carried as a `/t/{token}/` path prefix.
+    Token,
+}
+
+impl Playback {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Playback::Public => "public",
+            Playback::Token => "token",
+        }
+    }
 }
 
 /// Answer to stream creation and key rotation: the only time the key is shown.
@@ -64,6 +91,77 @@ pub struct StreamInfo {
     pub live: bool,
     /// The live origins holding the stream (empty when not live).
     pub origins: Vec<RouteOrigin>,
+    pub playback: Playback,
+    /// Concurrent viewers, summed over the edges reporting within the last
+    /// few seconds.
+    pub viewers: u64,
+}
+
+/// Shortest playback token lifetime accepted, in seconds.
+pub const MIN_TOKEN_TTL_S: u64 = 60;
+/// Longest playback token lifetime accepted, in seconds (7 days).
+pub const MAX_TOKEN_TTL_S: u64 = 7 * 24 * 3600;
+/// Playback token lifetime when none is asked for, in seconds.
+pub const DEFAULT_TOKEN_TTL_S: u64 = 3600;
+
+/// `POST /admin/streams/{name}/playback-tokens`: both fields optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlaybackToken {
+    /// Lifetime in seconds, 60 to 604800 (default 3600).
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
+    /// A viewer binding, `[A-Za-z0-9_-]{0,64}`, signed into the token.
+    #[serde(default)]
+    pub viewer: Option<String>,
+}
+
+/// `201` answer to [`CreatePlaybackToken`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlaybackToken {
+    /// `{kid}.{exp_ms}.{viewer}.{sig}` (see docs/router-api.md).
+    pub token: String,
+    pub expires_at_ms: u64,
+    /// The path a player opens on any edge: `/t/{token}/{stream}/index.m3u8`.
+    pub url: String,
+}
+
+/// Most streams one [`ViewerReport`] may list.
+pub const MAX_VIEWER_STREAMS: usize = 1000;
+/// Largest count one edge may report for one stream; larger ones are capped.
+pub const MAX_VIEWERS_PER_STREAM: u64 = 1_000_000;
+
+/// `PUT /viewers/{edge_id}`: an edge's concurrent viewers per stream. Each
+/// report replaces the edge's previous one; streams left out count zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerReport {
+    /// Stream name -> viewers on this edge (at most 1000 streams; counts
+    /// above 1000000 are capped).
+    pub streams: BTreeMap<String, u64>,
+}
+
+/// Answer to an accepted [`ViewerReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ViewersAccepted {
+    /// How long the report counts without another one, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// The body of a webhook delivery, signed in `X-Dionysia-Signature`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEvent {
+    /// `stream.live` or `stream.ended`.
+    pub event: String,
+    pub stream: String,
+    /// The origin that held the stream's claim.
+    pub origin: String,
+    /// The publish session.
+    pub session: String,
+    /// When the router saw it, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Unique per event (retries carry the same id): receivers dedupe on it.
+    pub id: String,
 }
 
 /// `POST /authorize`: an origin asks whether a publisher's key may publish.
@@ -189,6 +287,13 @@ pub struct Route {
     pub manifest: String,
     pub host: String,
     pub origins: Vec<RouteOrigin>,
+    /// The stream's playback policy; `token` means every object needs a
+    /// valid playback token (edges check it themselves).
+    #[serde(default)]
+    pub playback: Playback,
+    /// Concurrent viewers over all edges.
+    #[serde(default)]
+    pub viewers: u64,
 }
 
 #[cfg(test)]
@@ -199,6 +304,14 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = serde_json::from_str::<CreateStream>(r#"{"name":"a","bogus":1}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn routes_without_policy_or_viewers_are_public() {
+        // What a router from before playback policies answers.
+        let old = r#"{"name":"golive","manifest":"golive/index.m3u8","host":"h:1","origins":[]}"#;
+        let route: Route = serde_json::from_str(old).unwrap();
+        assert_eq!((route.playback, route.viewers), (Playback::Public, 0));
     }
 
     #[test]
@@ -216,7 +329,10 @@ mod tests {
                 last_report_ms: 1,
                 renditions: vec![],
             }],
+            playback: Playback::Token,
+            viewers: 3,
         };
+        assert!(serde_json::to_string(&route).unwrap().contains(r#""playback":"token""#));
         let json = serde_json::to_string(&route).unwrap();
         assert_eq!(serde_json::from_str::<Route>(&json).unwrap(), route);
     }

@@ -9,6 +9,7 @@ mod metrics;
 mod openapi;
 mod settings;
 mod store;
+mod webhooks;
 
 use anyhow::Context;
 use clap::Parser;
@@ -26,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         &settings.redis_prefix,
         settings.redis_timeout,
         settings.report_ttl,
+        settings.viewer_ttl,
         metrics.redis_errors.clone(),
     )
     .context("invalid --redis URL")?;
@@ -34,11 +36,30 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, redis = %settings.redis, "Redis is not reachable yet; answering 503 until it is");
     }
 
+    let store = Arc::new(store);
+    let hooks = webhooks::Webhooks::start(settings.webhooks(), metrics.webhook_deliveries.clone());
+    // Always swept, so expired claims never linger in Redis (the events go
+    // nowhere without --webhook-url).
+    // The task ends with the runtime.
+    tokio::spawn(webhooks::sweep(store.clone(), hooks.clone(), std::future::pending()));
+    if hooks.enabled() {
+        tracing::info!(urls = settings.webhook_urls.len(), "webhooks on");
+    }
+    let playback_keys = settings.playback_keys()?;
+    if playback_keys.is_empty() {
+        tracing::info!("no --playback-key: playback tokens cannot be minted");
+    }
     let state_metrics = metrics.clone();
     let state = api::AppState {
-        store: Arc::new(store),
+        store,
         tokens: Arc::new(auth::Tokens::new(&settings.admin_token, &settings.agent_token)),
         metrics,
+        playback_keys: Arc::new(playback_keys),
+        webhooks: hooks,
+        dashboard: Arc::new(api::dashboard::Config::new(
+            settings.public_edge_url.clone(),
+            settings.public_rtmp_url.clone(),
+        )),
     };
     let app = api::router(state);
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, latency, Redis errors,
-//! HTTP connections. Every label takes its values from a fixed set: routes
+//! webhook deliveries, HTTP connections. Every label takes its values from a fixed set: routes
 //! are templates (or `unmatched`), methods outside [`METHODS`] are `other`.
 
 use axum::extract::{MatchedPath, Request, State};
@@ -14,6 +14,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pub redis_errors: IntCounter,
+    /// Webhook deliveries by `event` (`stream.live`, `stream.ended`) and
+    /// `outcome` (`delivered`, `retried`, `failed`, `dropped`).
+    pub webhook_deliveries: IntCounterVec,
     connections: ops::http::ConnMetrics,
 }
 
@@ -57,12 +60,24 @@ impl Metrics {
         registry.register(Box::new(requests.clone())).expect("register");
         registry.register(Box::new(latency.clone())).expect("register");
         registry.register(Box::new(redis_errors.clone())).expect("register");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "router_webhook_deliveries_total",
+                "Webhook deliveries by event and outcome (delivered, retried, failed, dropped)",
+            ),
+            &["event", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_deliveries.clone()))
+            .expect("register");
         let connections = ops::http::ConnMetrics::register(&registry).expect("register");
         Metrics {
             registry,
             requests,
             latency,
             redis_errors,
+            webhook_deliveries,
             connections,
         }
     }

@@ -2,16 +2,17 @@
 //! handlers' annotations and the `api-types` schemas, so it cannot drift from
 //! the code.
 
-use crate::api::{admin, health, ingest, reports, routing};
+use crate::api::{admin, health, ingest, reports, routing, viewers};
 use api_types::*;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dionysia router API", description = "Stream keys, ingest authorization, discovery reports and routing."),
+    info(title = "Dionysia router API", description = "Stream keys, ingest authorization, discovery reports, routing, playback policy and tokens, viewer counts."),
     paths(
-        admin::create, admin::list, admin::show, admin::update, admin::delete, admin::rotate_key,
+        admin::create, admin::list, admin::show, admin::update, admin::delete, admin::rotate_key, admin::mint_token,
+        viewers::put,
         ingest::authorize, ingest::renew, ingest::release, reports::put, reports::delete, routing::show, routing::list,
         health::healthz, health::readyz,
     ),
@@ -19,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         ErrorBody, CreateStream, UpdateStream, StreamCreated, StreamInfo, AuthorizeRequest, AuthorizeResponse,
         ClaimRenewal, ClaimRelease, ClaimRenewed,
         ProfileRef, Rendition, OriginReport, ReportAccepted, RouteOrigin, Route,
+        Playback, CreatePlaybackToken, PlaybackToken, ViewerReport, ViewersAccepted, WebhookEvent,
     )),
     modifiers(&BearerSchemes),
 )]

@@ -5,12 +5,21 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `stream:{name}` | hash | `key_hash`, `profile`, `enabled` (`1`/`0`), `created_at_ms` |
+//! | `stream:{name}` | hash | `key_hash`, `profile`, `enabled` (`1`/`0`), `created_at_ms`, `playback` (`token`; absent: public) |
 //! | `key:{sha256(key)}` | string | the stream name: the index `POST /authorize` uses |
 //! | `streams` | set | every stream name |
 //! | `routes:{name}` | hash, TTL | origin id -> JSON [`StoredReport`]; the key's TTL is refreshed by every report |
 //! | `live` | sorted set | stream name, scored by the latest report expiry (ms) |
 //! | `claim:{name}` | string, TTL | `"{origin} {session}"`: the one origin allowed to publish the stream now |
+//! | `claims` | sorted set | stream name scored by its claim's expiry (ms): what the webhook sweep reads |
+//! | `claim-info` | hash | stream name -> `"{origin} {session}"` of its claim, kept past the claim's expiry for `stream.ended` |
+//! | `viewers:{name}` | hash, TTL | edge id -> `"{count} {expires_at_ms}"` |
+//! | `edge-viewers:{edge}` | string, TTL | the stream names of the edge's last viewer report, space-separated |
+//!
+//! Viewer reports replace an edge's previous one: the script drops the
+//! edge's field from the streams it no longer lists. A count is live while
+//! its `expires_at_ms` is in the future (the same rule as reports); the sum
+//! over live fields is the stream's viewers.
 //!
 //! A claim is taken by `POST /authorize`, renewed by the publishing origin
 //! every few seconds (`PUT /claims/{name}`, with the key it was given) and
@@ -30,10 +39,11 @@
 //!
 //! Multi-key changes run as Lua scripts (atomic in Redis) or `MULTI` blocks.
 
-use api_types::{OriginReport, Rendition, RouteOrigin};
+use api_types::{OriginReport, Playback, Rendition, RouteOrigin};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -65,8 +75,12 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(6);
 /// Outcome of taking or renewing a stream's claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This origin holds the claim for [`CLAIM_TTL`].
+    /// This origin holds the claim for [`CLAIM_TTL`]; it already did.
     Held,
+    /// This origin holds the claim for [`CLAIM_TTL`], and nobody held it
+    /// before: the stream just went live (`stream.live`). `replaced` is an
+    /// expired claim the sweep had not reported yet (its `stream.ended`).
+    Taken { replaced: Option<EndedClaim> },
     /// Another origin holds it (its id).
     HeldBy(String),
     /// The key no longer maps to the stream, or the stream is disabled or
@@ -91,6 +105,37 @@ pub struct StreamRecord {
     pub profile: String,
     pub enabled: bool,
     pub created_at_ms: u64,
+    pub playback: Playback,
+}
+
+/// What the router knows about a stream's playback right now.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// The live origins, preferred first.
+    pub origins: Vec<RouteOrigin>,
+    /// Viewers summed over the edges' live reports.
+    pub viewers: u64,
+    /// The stream's policy (`public` for a stream the router does not manage).
+    pub playback: Playback,
+}
+
+/// A claim that ended (released, revoked or expired): for `stream.ended`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndedClaim {
+    pub stream: String,
+    pub origin: String,
+    pub session: String,
+}
+
+impl EndedClaim {
+    fn parse(stream: &str, value: &str) -> Option<EndedClaim> {
+        let (origin, session) = value.split_once(' ')?;
+        Some(EndedClaim {
+            stream: stream.to_string(),
+            origin: origin.to_string(),
+            session: session.to_string(),
+        })
+    }
 }
 
 /// One origin's report about one stream, as stored in `routes:{name}`.
@@ -160,6 +205,7 @@ pub struct Store {
     conn: Connector,
     prefix: String,
     report_ttl: Duration,
+    viewer_ttl: Duration,
     errors: prometheus::IntCounter,
     scripts: Scripts,
 }
@@ -173,6 +219,8 @@ struct Scripts {
     claim: Script,
     release_claim: Script,
     revoke: Script,
+    put_viewers: Script,
+    sweep_claims: Script,
 }
 
 impl Store {
@@ -182,6 +230,7 @@ impl Store {
         prefix: &str,
         timeout: Duration,
         report_ttl: Duration,
+        viewer_ttl: Duration,
         errors: prometheus::IntCounter,
     ) -> std::result::Result<Store, redis::RedisError> {
         let client = redis::Client::open(url)?;
@@ -199,6 +248,7 @@ impl Store {
             },
             prefix: prefix.to_string(),
             report_ttl,
+            viewer_ttl,
             errors,
             scripts: Scripts::new(),
         })
@@ -301,8 +351,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes a stream and its key; `false` if it did not exist.
-    pub async fn delete_stream(&self, name: &str) -> Result<bool> {
+    /// Deletes a stream and its key; `None` if it did not exist, else the
+    /// claim it ended, if any.
+    pub async fn delete_stream(&self, name: &str) -> Result<Option<Option<EndedClaim>>> {
         let (k_stream, k_all) = (self.key(&["stream", name]), self.key(&["streams"]));
         let key_prefix = self.key(&["key", ""]);
         let deleted: i64 = self
@@ -317,14 +368,15 @@ impl Store {
                     .await
             })
             .await?;
-        if deleted == 1 {
-            self.revoke(name).await?;
+        if deleted != 1 {
+            return Ok(None);
         }
-        Ok(deleted == 1)
+        Ok(Some(self.revoke(name).await?))
     }
 
-    /// Replaces a stream's key hash; `false` if the stream does not exist.
-    pub async fn rotate_key(&self, name: &str, new_hash: &str) -> Result<bool> {
+    /// Replaces a stream's key hash; `None` if the stream does not exist,
+    /// else the claim it ended, if any.
+    pub async fn rotate_key(&self, name: &str, new_hash: &str) -> Result<Option<Option<EndedClaim>>> {
         let k_stream = self.key(&["stream", name]);
         let key_prefix = self.key(&["key", ""]);
         let rotated: i64 = self
@@ -339,10 +391,10 @@ impl Store {
                     .await
             })
             .await?;
-        if rotated == 1 {
-            self.revoke(name).await?;
+        if rotated != 1 {
+            return Ok(None);
         }
-        Ok(rotated == 1)
+        Ok(Some(self.revoke(name).await?))
     }
 
     /// Changes `enabled` and/or `profile`; `None` if the stream does not exist.
@@ -351,7 +403,8 @@ impl Store {
         name: &str,
         enabled: Option<bool>,
         profile: Option<&str>,
-    ) -> Result<Option<StreamRecord>> {
+        playback: Option<Playback>,
+    ) -> Result<Option<(StreamRecord, Option<EndedClaim>)>> {
         let k = self.key(&["stream", name]);
         let mut fields: Vec<(&str, String)> = vec![];
         if let Some(e) = enabled {
@@ -360,6 +413,10 @@ impl Store {
         if let Some(p) = profile {
             fields.push(("profile", p.into()));
         }
+        if let Some(p) = playback {
+            fields.push(("playback", p.as_str().into()));
+        }
+        let mut ended = None;
         if !fields.is_empty() {
             // One script, so PATCH can neither create a stream nor leave a
             // partial one behind when it races a DELETE.
@@ -376,10 +433,10 @@ impl Store {
                 return Ok(None);
             }
             if enabled == Some(false) {
-                self.revoke(name).await?;
+                ended = self.revoke(name).await?;
             }
         }
-        self.get_stream(name).await
+        Ok(self.get_stream(name).await?.map(|r| (r, ended)))
     }
 
     /// The enabled stream whose key hashes to `key_hash`, if any.
@@ -407,12 +464,15 @@ impl Store {
     /// able to release the claim), while [`ClaimBy::Renewal`] moves the claim
     /// to the renewing session (only a publish live on the origin renews).
     pub async fn claim(&self, name: &str, key_hash: &str, origin: &str, session: &str, by: ClaimBy) -> Result<Claim> {
-        let (k_key, k_stream, k_claim) = (
+        let (k_key, k_stream, k_claim, k_claims, k_info) = (
             self.key(&["key", key_hash]),
             self.key(&["stream", name]),
             self.key(&["claim", name]),
+            self.key(&["claims"]),
+            self.key(&["claim-info"]),
         );
         let ttl = CLAIM_TTL.as_millis() as u64;
+        let expires = now_ms() + ttl;
         let mode = match by {
             ClaimBy::Authorize => "authorize",
             ClaimBy::Renewal => "renew",
@@ -424,27 +484,37 @@ impl Store {
                     .key(k_key)
                     .key(k_stream)
                     .key(k_claim)
+                    .key(k_claims)
+                    .key(k_info)
                     .arg(name)
                     .arg(origin)
                     .arg(session)
                     .arg(ttl)
                     .arg(mode)
+                    .arg(expires)
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
-        Ok(claim_answer(answer))
+        Ok(claim_answer(name, answer))
     }
 
     /// Drops `name`'s claim if (`origin`, `session`) holds it; `false` if not.
     pub async fn release_claim(&self, name: &str, origin: &str, session: &str) -> Result<bool> {
-        let k = self.key(&["claim", name]);
+        let (k, k_claims, k_info) = (
+            self.key(&["claim", name]),
+            self.key(&["claims"]),
+            self.key(&["claim-info"]),
+        );
         let released: i64 = self
             .run(|mut c| async move {
                 self.scripts
                     .release_claim
                     .key(k)
+                    .key(k_claims)
+                    .key(k_info)
                     .arg(format!("{origin} {session}"))
+                    .arg(name)
                     .invoke_async(&mut c)
                     .await
             })
@@ -454,24 +524,76 @@ impl Store {
 
     /// Ends what a revoked stream holds: its claim and its routes, so edges
     /// stop sending viewers to it while its origin ends the publish.
-    async fn revoke(&self, name: &str) -> Result<()> {
-        let (k_routes, k_live, k_claim) = (
+    /// Returns the claim it dropped, if one was held.
+    async fn revoke(&self, name: &str) -> Result<Option<EndedClaim>> {
+        let (k_routes, k_live, k_claim, k_claims, k_info) = (
             self.key(&["routes", name]),
             self.key(&["live"]),
             self.key(&["claim", name]),
+            self.key(&["claims"]),
+            self.key(&["claim-info"]),
         );
+        let old: Option<String> = self
+            .run(|mut c| async move {
+                self.scripts
+                    .revoke
+                    .key(k_routes)
+                    .key(k_live)
+                    .key(k_claim)
+                    .key(k_claims)
+                    .key(k_info)
+                    .arg(name)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(old.and_then(|v| EndedClaim::parse(name, &v)))
+    }
+
+    /// Claims that expired without a release (their origin died or lost the
+    /// router), at most `limit` of them, each returned once across every
+    /// router instance sharing this Redis: the `stream.ended` sweep.
+    pub async fn sweep_expired_claims(&self, limit: usize) -> Result<Vec<EndedClaim>> {
+        let (k_claims, k_info) = (self.key(&["claims"]), self.key(&["claim-info"]));
+        let claim_prefix = self.key(&["claim", ""]);
+        let now = now_ms();
+        let flat: Vec<String> = self
+            .run(|mut c| async move {
+                self.scripts
+                    .sweep_claims
+                    .key(k_claims)
+                    .key(k_info)
+                    .arg(now)
+                    .arg(limit)
+                    .arg(claim_prefix)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(flat
+            .chunks_exact(2)
+            .filter_map(|p| EndedClaim::parse(&p[0], &p[1]))
+            .collect())
+    }
+
+    // ----- viewers -------------------------------------------------------
+
+    /// Replaces `edge`'s viewer counts; returns the TTL applied.
+    pub async fn put_viewers(&self, edge: &str, streams: &BTreeMap<String, u64>) -> Result<Duration> {
+        let k_edge = self.key(&["edge-viewers", edge]);
+        let viewers_prefix = self.key(&["viewers", ""]);
+        let ttl_ms = self.viewer_ttl.as_millis() as u64;
+        let now = now_ms();
         self.run(|mut c| async move {
-            self.scripts
-                .revoke
-                .key(k_routes)
-                .key(k_live)
-                .key(k_claim)
-                .arg(name)
-                .invoke_async::<i64>(&mut c)
-                .await
+            let mut inv = self.scripts.put_viewers.key(k_edge);
+            inv.arg(edge).arg(viewers_prefix).arg(ttl_ms).arg(now + ttl_ms);
+            for (name, count) in streams {
+                inv.arg(name).arg(*count);
+            }
+            inv.invoke_async::<i64>(&mut c).await
         })
         .await?;
-        Ok(())
+        Ok(self.viewer_ttl)
     }
 
     // ----- discovery reports and routes ------------------------------------
@@ -535,26 +657,43 @@ impl Store {
         Ok(removed == 1)
     }
 
-    /// The live origins holding `name`, preferred first (newest session,
-    /// then origin id). Empty when nobody holds it.
-    pub async fn routes(&self, name: &str) -> Result<Vec<RouteOrigin>> {
-        let k = self.key(&["routes", name]);
-        let h: HashMap<String, String> = self.run(|mut c| async move { c.hgetall(k).await }).await?;
-        Ok(self.live_origins(name, h))
+    /// `name`'s live origins (preferred first: newest session, then origin
+    /// id; empty when nobody holds it), viewers and policy, in one round trip.
+    pub async fn live(&self, name: &str) -> Result<Live> {
+        Ok(self
+            .live_many(std::slice::from_ref(&name.to_string()))
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
-    /// Routes for many streams in one round trip (same order as `names`).
-    pub async fn routes_many(&self, names: &[String]) -> Result<Vec<Vec<RouteOrigin>>> {
+    /// [`Store::live`] for many streams in one round trip (same order as `names`).
+    pub async fn live_many(&self, names: &[String]) -> Result<Vec<Live>> {
         if names.is_empty() {
             return Ok(vec![]);
         }
         let mut pipe = redis::pipe();
         for n in names {
             pipe.hgetall(self.key(&["routes", n]));
+            pipe.hgetall(self.key(&["viewers", n]));
+            pipe.hget(self.key(&["stream", n]), "playback");
         }
-        let hashes: Vec<HashMap<String, String>> =
-            self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
-        Ok(names.iter().zip(hashes).map(|(n, h)| self.live_origins(n, h)).collect())
+        type Row = (HashMap<String, String>, HashMap<String, String>, Option<String>);
+        let rows: Vec<Row> = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let now = now_ms();
+        Ok(names
+            .iter()
+            .zip(rows)
+            .map(|(n, (routes, viewers, playback))| Live {
+                origins: self.live_origins(n, routes),
+                viewers: sum_viewers(&viewers, now),
+                playback: if playback.as_deref() == Some("token") {
+                    Playback::Token
+                } else {
+                    Playback::Public
+                },
+            })
+            .collect())
     }
 
     /// Names of live streams, sorted.
@@ -607,13 +746,29 @@ impl Store {
     }
 }
 
-/// Reads a claim script's answer: `ok`, `revoked`, or the holder's origin.
-fn claim_answer(answer: String) -> Claim {
+/// Reads a claim script's answer: `ok`, `new[|origin session]`, `revoked`,
+/// or the holder's origin.
+fn claim_answer(name: &str, answer: String) -> Claim {
+    if let Some(rest) = answer.strip_prefix("new") {
+        let replaced = rest.strip_prefix('|').and_then(|v| EndedClaim::parse(name, v));
+        return Claim::Taken { replaced };
+    }
     match answer.as_str() {
         "ok" => Claim::Held,
         "revoked" => Claim::Revoked,
         _ => Claim::HeldBy(answer),
     }
+}
+
+/// The sum of the live counts of a `viewers:{name}` hash (`"{count} {expires_at_ms}"`).
+fn sum_viewers(h: &HashMap<String, String>, now: u64) -> u64 {
+    h.values()
+        .filter_map(|v| {
+            let (count, exp) = v.split_once(' ')?;
+            let (count, exp) = (count.parse::<u64>().ok()?, exp.parse::<u64>().ok()?);
+            (exp > now).then_some(count)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 fn parse_stream(name: &str, mut h: HashMap<String, String>) -> Result<Option<StreamRecord>> {
@@ -632,6 +787,11 @@ fn parse_stream(name: &str, mut h: HashMap<String, String>) -> Result<Option<Str
         created_at_ms: field("created_at_ms")?
             .parse()
             .map_err(|_| StoreError::Corrupt("created_at_ms".into()))?,
+        playback: if h.get("playback").map(String::as_str) == Some("token") {
+            Playback::Token
+        } else {
+            Playback::Public
+        },
     }))
 }
 
@@ -682,35 +842,104 @@ impl Scripts {
                 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
                 return n",
             ),
-            // KEYS: key index, stream hash, claim. ARGV: name, origin,
-            // session, ttl ms, 'authorize' | 'renew'. The claim's value is
-            // 'origin session'; origin ids and sessions have no spaces.
+            // KEYS: key index, stream hash, claim, claims zset, claim-info
+            // hash. ARGV: name, origin, session, ttl ms, 'authorize' |
+            // 'renew', expiry ms. The claim's value is 'origin session';
+            // origin ids and sessions have no spaces. 'new' when no claim
+            // was held (the stream goes live).
             claim: Script::new(
                 r"
                 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'revoked' end
                 if redis.call('HGET', KEYS[2], 'enabled') ~= '1' then return 'revoked' end
                 local value = ARGV[2] .. ' ' .. ARGV[3]
+                local answer = 'new'
                 local v = redis.call('GET', KEYS[3])
                 if v then
                     local holder = string.match(v, '^(%S+)')
                     if holder ~= ARGV[2] then return holder end
                     if ARGV[5] == 'authorize' then value = v end
+                    answer = 'ok'
+                else
+                    local stale = redis.call('HGET', KEYS[5], ARGV[1])
+                    if stale then answer = 'new|' .. stale end
                 end
                 redis.call('SET', KEYS[3], value, 'PX', ARGV[4])
-                return 'ok'",
+                redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+                redis.call('HSET', KEYS[5], ARGV[1], value)
+                return answer",
             ),
-            // KEYS: claim. ARGV: 'origin session'.
+            // KEYS: claim, claims zset, claim-info hash. ARGV: 'origin session', name.
             release_claim: Script::new(
                 r"
-                if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+                if redis.call('GET', KEYS[1]) == ARGV[1] then
+                    redis.call('ZREM', KEYS[2], ARGV[2])
+                    redis.call('HDEL', KEYS[3], ARGV[2])
+                    return redis.call('DEL', KEYS[1])
+                end
                 return 0",
             ),
-            // KEYS: routes hash, live zset, claim. ARGV: name.
+            // KEYS: routes hash, live zset, claim, claims zset, claim-info
+            // hash. ARGV: name. Returns the dropped claim's value or nil.
             revoke: Script::new(
                 r"
+                local v = redis.call('GET', KEYS[3])
                 redis.call('DEL', KEYS[1], KEYS[3])
                 redis.call('ZREM', KEYS[2], ARGV[1])
-                return 1",
+                redis.call('ZREM', KEYS[4], ARGV[1])
+                redis.call('HDEL', KEYS[5], ARGV[1])
+                return v",
+            ),
+            // KEYS: claims zset, claim-info hash. ARGV: now ms, limit,
+            // claim-key prefix. Returns name, 'origin session' pairs of
+            // claims that expired; a claim still there (renewed meanwhile)
+            // is rescheduled rather than reported.
+            sweep_claims: Script::new(
+                r"
+                local out = {}
+                local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+                for _, name in ipairs(due) do
+                    local ttl = redis.call('PTTL', ARGV[3] .. name)
+                    if ttl > 0 then
+                        redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + ttl, name)
+                    else
+                        local v = redis.call('HGET', KEYS[2], name)
+                        redis.call('ZREM', KEYS[1], name)
+                        redis.call('HDEL', KEYS[2], name)
+                        if v then
+                            table.insert(out, name)
+                            table.insert(out, v)
+                        end
+                    end
+                end
+                return out",
+            ),
+            // KEYS: edge-viewers string. ARGV: edge id, viewers-key prefix,
+            // ttl ms, expiry ms, then name, count pairs. Drops the edge's
+            // field from the streams its previous report listed and this one
+            // does not.
+            put_viewers: Script::new(
+                r"
+                local now = {}
+                local names = {}
+                for i = 5, #ARGV, 2 do
+                    now[ARGV[i]] = true
+                    table.insert(names, ARGV[i])
+                    local k = ARGV[2] .. ARGV[i]
+                    redis.call('HSET', k, ARGV[1], ARGV[i + 1] .. ' ' .. ARGV[4])
+                    redis.call('PEXPIRE', k, ARGV[3])
+                end
+                local old = redis.call('GET', KEYS[1])
+                if old then
+                    for name in string.gmatch(old, '%S+') do
+                        if not now[name] then redis.call('HDEL', ARGV[2] .. name, ARGV[1]) end
+                    end
+                end
+                if #names > 0 then
+                    redis.call('SET', KEYS[1], table.concat(names, ' '), 'PX', ARGV[3])
+                else
+                    redis.call('DEL', KEYS[1])
+                end
+                return #names",
             ),
         }
     }

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::keys;
-use crate::store::{CLAIM_TTL, Claim, ClaimBy};
+use crate::store::{CLAIM_TTL, Claim, ClaimBy, EndedClaim};
 use api_types::{
     AuthorizeRequest, AuthorizeResponse, ClaimRelease, ClaimRenewal, ClaimRenewed, ErrorBody, ProfileRef,
     validate_name, validate_session,
@@ -21,6 +21,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use subtle::ConstantTimeEq;
+
+/// Webhooks for a claim taken where none was: the expired claim it replaced
+/// (not swept yet) ends first.
+fn went_live(st: &AppState, replaced: Option<EndedClaim>, name: &str, origin: &str, session: &str) {
+    if let Some(old) = replaced {
+        st.webhooks.ended(&old);
+    }
+    st.webhooks.live(name, origin, session);
+}
 
 fn held_elsewhere(name: &str) -> ApiError {
     ApiError::Conflict(format!("stream {name} is being published on another origin"))
@@ -56,7 +65,10 @@ pub async fn authorize(
                 .claim(&r.name, &presented, &req.origin, &req.session, ClaimBy::Authorize)
                 .await?
             {
-                Claim::Held => {
+                claim @ (Claim::Held | Claim::Taken { .. }) => {
+                    if let Claim::Taken { replaced } = claim {
+                        went_live(&st, replaced, &r.name, &req.origin, &req.session);
+                    }
                     tracing::info!(origin = %req.origin, stream = %r.name, session = %req.session, "publish authorized");
                     Ok(Json(AuthorizeResponse {
                         name: r.name,
@@ -112,9 +124,15 @@ pub async fn renew(
         .claim(&name, &presented, &req.origin, &req.session, ClaimBy::Renewal)
         .await?
     {
-        Claim::Held => Ok(Json(ClaimRenewed {
-            ttl_ms: CLAIM_TTL.as_millis() as u64,
-        })),
+        claim @ (Claim::Held | Claim::Taken { .. }) => {
+            if let Claim::Taken { replaced } = claim {
+                // The claim had expired (a renewal came too late): live again.
+                went_live(&st, replaced, &name, &req.origin, &req.session);
+            }
+            Ok(Json(ClaimRenewed {
+                ttl_ms: CLAIM_TTL.as_millis() as u64,
+            }))
+        }
         Claim::HeldBy(holder) => {
             tracing::info!(origin = %req.origin, stream = %name, %holder, "claim renewal refused: held by another origin");
             Err(held_elsewhere(&name))
@@ -143,6 +161,11 @@ pub async fn release(
     validate_session(&req.session)?;
     if st.store.release_claim(&name, &req.origin, &req.session).await? {
         tracing::info!(origin = %req.origin, stream = %name, "claim released");
+        st.webhooks.ended(&EndedClaim {
+            stream: name,
+            origin: req.origin,
+            session: req.session,
+        });
     }
     Ok(StatusCode::NO_CONTENT)
 }

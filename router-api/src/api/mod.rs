@@ -2,18 +2,23 @@
 //!
 //! Handlers are grouped by who calls them: operators ([`admin`]), origins at
 //! publish time ([`ingest`]), discovery agents ([`reports`]), edges
-//! ([`routing`]) and monitoring ([`health`]).
+//! ([`routing`], [`viewers`]), monitoring ([`health`]) and the operators'
+//! web page ([`dashboard`]).
 
 pub mod admin;
+pub mod dashboard;
 pub mod health;
 pub mod ingest;
 pub mod reports;
 pub mod routing;
+pub mod viewers;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
+use crate::webhooks::Webhooks;
+use api_types::playback::PlaybackKeys;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -24,6 +29,9 @@ use std::sync::Arc;
 
 /// Largest request body accepted; every legitimate body is far smaller.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest viewer report: [`api_types::MAX_VIEWER_STREAMS`] entries of the
+/// longest names fit.
+pub const MAX_VIEWER_BODY_BYTES: usize = 128 * 1024;
 /// Largest total size of request headers accepted. hyper itself stops reading
 /// at about 400 KiB; this refuses anything that no client of ours would send.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -47,6 +55,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub tokens: Arc<Tokens>,
     pub metrics: Arc<Metrics>,
+    pub playback_keys: Arc<PlaybackKeys>,
+    pub webhooks: Webhooks,
+    pub dashboard: Arc<dashboard::Config>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -63,6 +74,16 @@ pub fn router(state: AppState) -> Router {
             get(admin::show).patch(admin::update).delete(admin::delete),
         )
         .route("/admin/streams/{name}/key", post(admin::rotate_key))
+        .route("/admin/streams/{name}/playback-tokens", post(admin::mint_token))
+        .route(
+            "/viewers/{edge}",
+            put(viewers::put).layer(DefaultBodyLimit::max(MAX_VIEWER_BODY_BYTES)),
+        )
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
+        .route("/dashboard/config.json", get(dashboard::config))
         .route("/authorize", post(ingest::authorize))
         .route("/claims/{name}", put(ingest::renew).delete(ingest::release))
         .route(
