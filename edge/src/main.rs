@@ -12,6 +12,7 @@ mod proxy;
 mod resolve;
 mod routes;
 mod settings;
+mod shield;
 mod storage;
 
 use anyhow::Context;
@@ -68,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             .max_capacity(10_000)
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
+        shields: Arc::new(shield::Shields::new(&s.shields)?),
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).
