@@ -1,8 +1,12 @@
 //! Tiered caching end to end: two edges behind one shield edge, a live
 //! ffmpeg stream through a real origin, viewers on both edges. The origin
-//! serves each segment about once however many edges there are; when the
-//! shield dies the edges go to the origin themselves and viewers keep
-//! playing.
+//! serves each segment about once however many edges there are (and one
+//! LL-HLS blocking reload per question); when the shield dies the edges go
+//! to the origin themselves and viewers keep playing.
+
+#[path = "../src/ll.rs"]
+#[allow(dead_code)]
+mod ll;
 
 use reqwest::Client;
 use std::collections::HashSet;
@@ -38,6 +42,16 @@ fn origin_requests(origin: &OriginNode, kind: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(&needle))
         .map_or(0, |v| v.parse().unwrap())
+}
+
+/// Requests the origin answered for objects of `kind`, whatever the status.
+fn origin_requests_any(origin: &OriginNode, kind: &str) -> u64 {
+    let text = http_get(origin.http, "/metrics").expect("origin metrics").1;
+    let prefix = format!("origin_http_requests_total{{kind=\"{kind}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// What one viewer saw.
@@ -212,6 +226,90 @@ async fn edges_behind_a_shield_cost_the_origin_one_fetch_per_object_and_survive_
     assert!(worst <= 2 * target, "a viewer waited {worst:?} after the shield died");
     let direct = origin_requests(origin, "segment") - before - fetched;
     assert!(direct > 0, "the edges fetched from the origin themselves");
+}
+
+/// Viewers on two edges waiting for one future LL-HLS part: every edge
+/// sends its one blocking reload to the shield, whose cache lock makes it
+/// one request to the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_reloads_of_every_edge_cost_the_origin_one_request_through_the_shield() {
+    let mut stack = Stack::new();
+    stack.add_origin("origin-a");
+    let router = stack.router;
+    let (_shield, shield_addr) = start_edge(router, &[]);
+    let via_shield = ["--shield".to_string(), format!("http://{shield_addr}")];
+    let (_edge1, e1) = start_edge(router, &via_shield);
+    let (_edge2, e2) = start_edge(router, &via_shield);
+    let key = stack.create_stream_with("golive", Some("ll"));
+    let _ffmpeg = testkit::stack::publish(stack.origins[0].rtmp, &key, 40);
+    let client = Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let master = wait_until_async(
+        "the stream playable through the edge",
+        Duration::from_secs(30),
+        || async {
+            let r = client.get(format!("http://{e1}/golive/index.m3u8")).send().await.ok()?;
+            (r.status() == 200).then_some(())?;
+            r.text().await.ok()
+        },
+    )
+    .await;
+    let uri = master
+        .lines()
+        .find(|l| l.ends_with("/index.m3u8") && !l.starts_with('#'))
+        .expect("a media playlist listed");
+    let playlist = format!("/golive/{uri}");
+    let position = || async {
+        let text = client
+            .get(format!("http://{e1}{playlist}"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        ll::Position::parse(&text)
+    };
+    let hint = wait_until_async("the media playlist to hint a part", Duration::from_secs(20), || async {
+        let p = position().await?;
+        if p.can_block && p.last_part.is_some() {
+            p.hint
+        } else {
+            None
+        }
+    })
+    .await;
+    // The part after the hinted one: not written yet, so every request waits.
+    let (m, p) = (hint.0, hint.1 + 1);
+    let origin = &stack.origins[0];
+    let before = origin_requests_any(origin, "playlist");
+    let mut set = tokio::task::JoinSet::new();
+    for edge in [e1, e2] {
+        for _ in 0..40 {
+            let (c, url) = (
+                client.clone(),
+                format!("http://{edge}{playlist}?_HLS_msn={m}&_HLS_part={p}"),
+            );
+            set.spawn(async move {
+                let r = c.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            });
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let got = ll::Position::parse(&body).expect("a playlist");
+        assert!(got.satisfies(m, Some(p)), "{m}.{p} not in {got:?}");
+    }
+    let sent = origin_requests_any(origin, "playlist") - before;
+    assert_eq!(
+        sent, 1,
+        "80 viewers on two edges cost the origin {sent} playlist requests"
+    );
 }
 
 #[test]
