@@ -128,6 +128,24 @@ heal_redis() {
   start_redis redis1 --replicaof "$master" 6379
 }
 
+# stream_back DEAD_ORIGIN: seconds until the stream plays through edge1
+# from another origin (a new session whose media playlist answers), at most 40.
+stream_back() {
+  local dead=$1 start master uri end=$((SECONDS + 40))
+  start=$(now)
+  while [ "$SECONDS" -lt "$end" ]; do
+    master=$(on client curl -fsS --max-time 1 "http://$(ip_of edge1):8081/$STREAM/index.m3u8" 2>/dev/null || true)
+    uri=$(printf '%s\n' "$master" | grep -m1 'index.m3u8$' || true)
+    if [ -n "$uri" ] && [ "$(on client curl -fsS --max-time 1 "$ROUTER/streams/$STREAM" | jq -r '.origins[0].origin')" != "$dead" ] \
+      && on client curl -fsS --max-time 1 -o /dev/null "http://$(ip_of edge1):8081/$STREAM/$uri"; then
+      awk -v a="$(now)" -v b="$start" 'BEGIN { printf "%.3f", a - b }'
+      return
+    fi
+    sleep 0.1
+  done
+  echo null
+}
+
 # inject FAULT: breaks something; sets HEAL to the command that repairs it.
 inject() {
   case "$1" in
@@ -135,7 +153,9 @@ inject() {
     router) stop router1 KILL; HEAL="start_host router1" ;;
     origin)
       VICTIM=$(publisher_origin)
-      stop "agent-$VICTIM" KILL; stop "$VICTIM" KILL; HEAL="start_host $VICTIM" ;;
+      stop "agent-$VICTIM" KILL; stop "$VICTIM" KILL; HEAL="start_host $VICTIM"
+      stream_back "$VICTIM" > "$OUT/origin/stream_back_s" &
+      BACK_PID=$! ;;
     partition) on edge1 ip route add unreachable "$(ip_of lb)/32"; HEAL="on edge1 ip route del unreachable $(ip_of lb)/32" ;;
     netem)
       VICTIM=$(publisher_origin)
@@ -181,7 +201,10 @@ run_phase() {
     wait_for "the stream after $name" 60 all_playable
   fi
   if [ -f "$OUT/$name/edge1/report.json" ] && [ -f "$OUT/$name/edge2/report.json" ]; then
-    RESULTS+=("$(summary "$name" "${fault_t/null/0}")")
+    local extra='{}'
+    if [ -n "${BACK_PID:-}" ]; then wait "$BACK_PID" || true; BACK_PID=""; fi
+    if [ -s "$OUT/$name/stream_back_s" ]; then extra="{\"stream_back_s\": $(cat "$OUT/$name/stream_back_s")}"; fi
+    RESULTS+=("$(summary "$name" "${fault_t/null/0}" | jq -c --argjson x "$extra" '. + $x')")
   else
     RESULTS+=("{\"fault\":\"$name\",\"error\":\"no report\"}")
   fi
@@ -209,10 +232,10 @@ printf '%s\n' "${RESULTS[@]}" | jq -s --argjson target "$TARGET" --argjson short
   | {short: ($short == 1), target_duration_s: $target, phases: .}' > "$OUT/chaos.json"
 
 {
-  echo "| fault | viewers | errors | stalls | stall s | recovery s | origin req/segment | goal |"
-  echo "|---|---|---|---|---|---|---|---|"
-  jq -r '.phases[] | if .skipped then "| \(.fault) | | | | | | | skipped: \(.skipped) |"
-    else "| \(.fault) | \(.viewers) | \(.errors) | \(.stalls) | \(.stall_seconds*100|round/100) | \(.recovery_s) | \(.origin_requests_per_segment // "" | if type == "number" then (.*1000|round/1000) else . end) | \(.goal) |" end' "$OUT/chaos.json"
+  echo "| fault | viewers | errors | stalls | stall s | recovery s | stream back s | origin req/segment | goal |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  jq -r '.phases[] | if .skipped then "| \(.fault) | | | | | | | | skipped: \(.skipped) |"
+    else "| \(.fault) | \(.viewers) | \(.errors) | \(.stalls) | \(.stall_seconds*100|round/100) | \(.recovery_s) | \(.stream_back_s // "") | \(.origin_requests_per_segment // "" | if type == "number" then (.*1000|round/1000) else . end) | \(.goal) |" end' "$OUT/chaos.json"
 } > "$OUT/chaos.md"
 cat "$OUT/chaos.md"
 echo "reports: $OUT"

@@ -659,10 +659,12 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let origin = ctx
-            .origin()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?
-            .clone();
+        // The route is shared (an `Arc`): holding it leaves `ctx` free.
+        let route = ctx.route.clone();
+        let origin = route
+            .as_ref()
+            .and_then(|r| r.origins.get(ctx.origin?))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
         // Through a shield when there is a live one (see `crate::shield`).
         let stream = ctx.target.trim_start_matches('/').split('/').next().unwrap_or_default();
         let shield = self.shields.pick(stream, &ctx.shields_failed);
