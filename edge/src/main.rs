@@ -14,6 +14,7 @@ mod proxy;
 mod resolve;
 mod routes;
 mod settings;
+mod shield;
 mod storage;
 mod tls;
 
@@ -73,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
         write_timeout: s.write_timeout,
+        shields: Arc::new(shield::Shields::new(&s.shields)?),
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).

@@ -49,6 +49,7 @@ use crate::metrics::Metrics;
 use crate::player;
 use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
+use crate::shield::Shields;
 use crate::storage::{FreshWire, MokaStorage};
 use api_types::hls_query::{HlsQuery, HlsQueryError};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
@@ -92,6 +93,8 @@ pub struct Edge {
     /// session here because pingora makes HTTP/2 sessions itself
     /// ([`crate::tls`]); `hits` sets it on HTTP/1 ones.
     pub write_timeout: Duration,
+    /// Shield edges to fetch through instead of the origins (`--shield`).
+    pub shields: Arc<Shields>,
 }
 
 /// How long an origin that refused a connection is passed over.
@@ -143,6 +146,10 @@ pub struct Ctx {
     upstream_kind: &'static str,
     /// The origin's 200 for a media playlist, read to become the copy.
     capture: Option<Capture>,
+    /// The shield this attempt fetches through (`None`: the origin).
+    shield: Option<usize>,
+    /// Shields this request found refusing connections (it retries past them).
+    shields_failed: Vec<usize>,
 }
 
 /// A media playlist answer being read from the origin.
@@ -663,12 +670,34 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let origin = ctx
-            .origin()
+        // The route is shared (an `Arc`): holding it leaves `ctx` free.
+        let route = ctx.route.clone();
+        let origin = route
+            .as_ref()
+            .and_then(|r| r.origins.get(ctx.origin?))
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no origin chosen"))?;
+        // Through a shield when there is a live one (see `crate::shield`).
+        let stream = ctx.target.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let shield = self.shields.pick(stream, &ctx.shields_failed);
+        let host = shield.map_or(origin.host.as_str(), |i| self.shields.host(i));
         // Resolved here, never by pingora (see `crate::resolve`); a name that
         // does not resolve is an origin refusing connections.
-        let addr = match self.resolver.resolve(&origin.host).await {
+        let resolved = self.resolver.resolve(host).await;
+        ctx.shield = shield;
+        if let (Some(i), Err(e)) = (shield, &resolved) {
+            tracing::warn!(shield = %self.shields.host(i), error = %e, "shield host does not resolve; passing it over");
+            self.shields.failed(i);
+            ctx.shields_failed.push(i);
+            let mut err = Error::create(
+                ErrorType::ConnectError,
+                ErrorSource::Upstream,
+                Some(e.to_string().into()),
+                None,
+            );
+            err.set_retry(true);
+            return Err(err);
+        }
+        let addr = match resolved {
             Ok(addr) => addr,
             Err(e) => {
                 tracing::warn!(origin = %origin.origin, error = %e, "origin host does not resolve; passing it over");
@@ -802,7 +831,22 @@ impl ProxyHttp for Edge {
         mark(resp, status, age)
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // A shield that refuses: passed over, and the request tried again
+        // at once on the next shield or the origin.
+        if let Some(i) = ctx.shield {
+            tracing::warn!(shield = %self.shields.host(i), error = %e, "shield refused a connection; passing it over");
+            self.shields.failed(i);
+            ctx.shields_failed.push(i);
+            e.set_retry(true);
+            return e;
+        }
         if let Some(o) = ctx.origin() {
             tracing::warn!(origin = %o.origin, host = %o.host, error = %e, "origin refused a connection; passing it over");
             self.refused.insert(o.origin.clone(), ());

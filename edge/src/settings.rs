@@ -44,6 +44,15 @@ pub struct Settings {
     #[arg(long, env = "EDGE_ROUTER", default_value = "http://127.0.0.1:8090")]
     pub router: reqwest::Url,
 
+    /// A shield edge to fetch through instead of the origins
+    /// (http://HOST:PORT; repeat the flag, or comma-separate in the env, for
+    /// several). Each stream goes to one shield (its name hashed over
+    /// them), so the shield's cache collapses the fetches of every edge
+    /// below it; a shield that refuses connections is passed over for 5 s,
+    /// for the next one, then the origin itself.
+    #[arg(long = "shield", env = "EDGE_SHIELD", value_delimiter = ',')]
+    pub shields: Vec<reqwest::Url>,
+
     /// Cache size in bytes; suffixes such as 512MiB or 2GB are accepted.
     #[arg(long, env = "EDGE_CACHE_SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub cache_size: u64,

@@ -7,6 +7,7 @@ mod error;
 mod keys;
 mod metrics;
 mod openapi;
+mod redis_conn;
 mod settings;
 mod store;
 mod webhooks;
@@ -22,18 +23,19 @@ async fn main() -> anyhow::Result<()> {
     settings.check()?;
 
     let metrics = Arc::new(metrics::Metrics::new());
+    let target = settings.redis_target();
     let store = store::Store::new(
-        &settings.redis,
+        &target,
         &settings.redis_prefix,
         settings.redis_timeout,
         settings.report_ttl,
         settings.viewer_ttl,
         metrics.redis_errors.clone(),
     )
-    .context("invalid --redis URL")?;
+    .context("invalid --redis URL or --redis-sentinel address")?;
     // Not fatal: the API answers 503 until Redis is reachable.
     if let Err(e) = store.ping().await {
-        tracing::warn!(error = %e, redis = %settings.redis, "Redis is not reachable yet; answering 503 until it is");
+        tracing::warn!(error = %e, redis = ?target, "Redis is not reachable yet; answering 503 until it is");
     }
 
     let store = Arc::new(store);

@@ -15,11 +15,34 @@ pub struct Settings {
     #[arg(long, env = "ROUTER_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
 
-    /// Redis URL (redis://[user:password@]host:port[/db]).
-    #[arg(long, env = "ROUTER_REDIS", default_value = "redis://127.0.0.1:6379")]
+    /// Redis URL (redis://[user:password@]host:port[/db]), when Redis is one
+    /// fixed server. Not with --redis-sentinel.
+    #[arg(
+        long,
+        env = "ROUTER_REDIS",
+        default_value = "redis://127.0.0.1:6379",
+        conflicts_with = "redis_sentinel"
+    )]
     pub redis: String,
 
-    /// Prefix of every Redis key this service writes, so one Redis can be shared.
+    /// Redis Sentinels to ask for the master (HOST:PORT, comma-separated),
+    /// instead of --redis: the router follows a failover without a restart.
+    /// Needs --redis-master.
+    #[arg(
+        long,
+        env = "ROUTER_REDIS_SENTINEL",
+        value_delimiter = ',',
+        requires = "redis_master"
+    )]
+    pub redis_sentinel: Vec<String>,
+
+    /// Name of the master the Sentinels monitor (`sentinel monitor NAME ...`).
+    #[arg(long, env = "ROUTER_REDIS_MASTER", requires = "redis_sentinel")]
+    pub redis_master: Option<String>,
+
+    /// Prefix of every Redis key this service writes, so one Redis can be
+    /// shared. On Redis Cluster give it a hash tag (e.g. `{dionysia}:`), so
+    /// that the keys every script touches share one slot.
     #[arg(long, env = "ROUTER_REDIS_PREFIX", default_value = "dionysia:")]
     pub redis_prefix: String,
 
@@ -172,6 +195,9 @@ impl Settings {
                 );
             }
         }
+        for s in &self.redis_sentinel {
+            api_types::ident::validate_host_port(s).map_err(|e| anyhow::anyhow!("--redis-sentinel {s:?}: {e}"))?;
+        }
         Ok(())
     }
 
@@ -189,6 +215,17 @@ impl Settings {
             timeout: self.webhook_timeout,
             backoff: self.webhook_backoff,
             max_backoff: self.webhook_max_backoff,
+        }
+    }
+
+    /// Where the Redis master is: the Sentinels' master, or `--redis`.
+    pub fn redis_target(&self) -> crate::redis_conn::Target {
+        match &self.redis_master {
+            Some(master) if !self.redis_sentinel.is_empty() => crate::redis_conn::Target::Sentinel {
+                sentinels: self.redis_sentinel.clone(),
+                master: master.clone(),
+            },
+            _ => crate::redis_conn::Target::Direct(self.redis.clone()),
         }
     }
 }

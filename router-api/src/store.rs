@@ -38,16 +38,26 @@
 //! are pruned when read. A lookup is therefore one `HGETALL`.
 //!
 //! Multi-key changes run as Lua scripts (atomic in Redis) or `MULTI` blocks.
+//!
+//! Cluster safety: every script gets every key it touches through `KEYS`
+//! (one that depends on stored data, the key index of a stream's current
+//! hash, is read first and checked inside the script). Scripts and `MULTI`
+//! blocks span keys of several streams (`streams`, `live`, `key:*`), so on
+//! Redis Cluster the prefix must carry a hash tag (`--redis-prefix
+//! '{dionysia}:'`): every key then lives in one slot, which Cluster needs
+//! for these atomic changes (the data is small: Cluster buys availability
+//! here, not sharding). `router-api/tests/sentinel.rs` runs them on a
+//! Cluster node, which refuses cross-slot keys.
 
+use crate::redis_conn::{Connector, Target};
 use api_types::{OriginReport, Playback, Rendition, RouteOrigin};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
-use tokio::sync::Mutex;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -174,33 +184,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A lazily (re)connected Redis connection.
-///
-/// The process must start and keep running while Redis is down, so the first
-/// connection is made on first use, not at start-up. After that,
-/// [`ConnectionManager`] reconnects by itself when the connection breaks.
-struct Connector {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    timeout: Duration,
-    manager: Mutex<Option<ConnectionManager>>,
-}
-
-impl Connector {
-    async fn get(&self) -> Result<ConnectionManager> {
-        let mut slot = self.manager.lock().await;
-        if let Some(m) = slot.as_ref() {
-            return Ok(m.clone());
-        }
-        let connect = ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
-        let m = tokio::time::timeout(self.timeout, connect)
-            .await
-            .map_err(|_| StoreError::Unavailable("connect timed out".into()))??;
-        *slot = Some(m.clone());
-        Ok(m)
-    }
-}
-
 pub struct Store {
     conn: Connector,
     prefix: String,
@@ -226,26 +209,15 @@ struct Scripts {
 impl Store {
     /// `errors` counts every failed Redis operation (for `/metrics`).
     pub fn new(
-        url: &str,
+        target: &Target,
         prefix: &str,
         timeout: Duration,
         report_ttl: Duration,
         viewer_ttl: Duration,
         errors: prometheus::IntCounter,
     ) -> std::result::Result<Store, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
         Ok(Store {
-            conn: Connector {
-                client,
-                config,
-                timeout,
-                manager: Mutex::new(None),
-            },
+            conn: Connector::new(target, timeout)?,
             prefix: prefix.to_string(),
             report_ttl,
             viewer_ttl,
@@ -271,17 +243,22 @@ impl Store {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let mut used = None;
         let res = async {
-            let conn = self.conn.get().await?;
+            let (generation, conn) = self.conn.get().await?;
+            used = Some(generation);
             // The manager bounds each command; this bounds the whole operation
             // (scripts may need a SCRIPT LOAD round trip, reconnects wait).
-            match tokio::time::timeout(self.conn.timeout * 3, op(conn)).await {
+            match tokio::time::timeout(self.conn.timeout() * 3, op(conn)).await {
                 Ok(r) => r.map_err(StoreError::from),
                 Err(_) => Err(StoreError::Unavailable("Redis operation timed out".into())),
             }
         }
         .await;
         if let Err(e) = &res {
+            if let Some(generation) = used {
+                self.conn.forget(generation).await;
+            }
             self.errors.inc();
             tracing::warn!(error = %e, "Redis operation failed");
         }
@@ -355,20 +332,26 @@ impl Store {
     /// claim it ended, if any.
     pub async fn delete_stream(&self, name: &str) -> Result<Option<Option<EndedClaim>>> {
         let (k_stream, k_all) = (self.key(&["stream", name]), self.key(&["streams"]));
-        let key_prefix = self.key(&["key", ""]);
-        let deleted: i64 = self
-            .run(|mut c| async move {
-                self.scripts
-                    .delete_stream
-                    .key(k_stream)
-                    .key(k_all)
-                    .arg(name)
-                    .arg(key_prefix)
-                    .invoke_async(&mut c)
+        let deleted = self
+            .with_key_hash(name, |old| {
+                let (k_stream, k_all, k_key) = (k_stream.clone(), k_all.clone(), self.key(&["key", &old]));
+                async move {
+                    self.run(|mut c| async move {
+                        self.scripts
+                            .delete_stream
+                            .key(k_stream)
+                            .key(k_all)
+                            .key(k_key)
+                            .arg(name)
+                            .arg(old)
+                            .invoke_async(&mut c)
+                            .await
+                    })
                     .await
+                }
             })
             .await?;
-        if deleted != 1 {
+        if !deleted {
             return Ok(None);
         }
         Ok(Some(self.revoke(name).await?))
@@ -378,23 +361,56 @@ impl Store {
     /// else the claim it ended, if any.
     pub async fn rotate_key(&self, name: &str, new_hash: &str) -> Result<Option<Option<EndedClaim>>> {
         let k_stream = self.key(&["stream", name]);
-        let key_prefix = self.key(&["key", ""]);
-        let rotated: i64 = self
-            .run(|mut c| async move {
-                self.scripts
-                    .rotate_key
-                    .key(k_stream)
-                    .arg(name)
-                    .arg(key_prefix)
-                    .arg(new_hash)
-                    .invoke_async(&mut c)
+        let k_new = self.key(&["key", new_hash]);
+        let rotated = self
+            .with_key_hash(name, |old| {
+                let (k_stream, k_new, k_old) = (k_stream.clone(), k_new.clone(), self.key(&["key", &old]));
+                async move {
+                    self.run(|mut c| async move {
+                        self.scripts
+                            .rotate_key
+                            .key(k_stream)
+                            .key(k_old)
+                            .key(k_new)
+                            .arg(name)
+                            .arg(old)
+                            .arg(new_hash)
+                            .invoke_async(&mut c)
+                            .await
+                    })
                     .await
+                }
             })
             .await?;
-        if rotated != 1 {
+        if !rotated {
             return Ok(None);
         }
         Ok(Some(self.revoke(name).await?))
+    }
+
+    /// Runs `script` with the stream's current key hash, so that the script
+    /// can name the key index through `KEYS` (Cluster-safe) instead of
+    /// building its name: the script answers `-1` when the hash changed in
+    /// between, and we read it again (a bounded number of times). `false`
+    /// when the stream does not exist.
+    async fn with_key_hash<F, Fut>(&self, name: &str, script: F) -> Result<bool>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<i64>>,
+    {
+        let k_stream = self.key(&["stream", name]);
+        for _ in 0..5 {
+            let k = k_stream.clone();
+            let old: Option<String> = self.run(|mut c| async move { c.hget(k, "key_hash").await }).await?;
+            let Some(old) = old else { return Ok(false) };
+            match script(old).await? {
+                -1 => continue,
+                n => return Ok(n == 1),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the stream's key changed during every attempt".into(),
+        ))
     }
 
     /// Changes `enabled` and/or `profile`; `None` if the stream does not exist.
@@ -737,7 +753,7 @@ impl Store {
     /// Removes expired fields without making the reader wait.
     fn prune(&self, name: &str, origins: Vec<String>) {
         let k = self.key(&["routes", name]);
-        let Some(mut conn) = self.conn.manager.try_lock().ok().and_then(|m| m.clone()) else {
+        let Some(mut conn) = self.conn.current() else {
             return;
         };
         tokio::spawn(async move {
@@ -808,23 +824,27 @@ impl Scripts {
                 redis.call('SADD', KEYS[3], ARGV[1])
                 return 1",
             ),
-            // KEYS: stream hash, stream set. ARGV: name, key-index prefix.
+            // KEYS: stream hash, stream set, key index of the hash read.
+            // ARGV: name, the key hash read. -1: the hash changed, read again.
             delete_stream: Script::new(
                 r"
                 local h = redis.call('HGET', KEYS[1], 'key_hash')
                 if not h then return 0 end
-                redis.call('DEL', ARGV[2] .. h)
+                if h ~= ARGV[2] then return -1 end
+                redis.call('DEL', KEYS[3])
                 redis.call('DEL', KEYS[1])
                 redis.call('SREM', KEYS[2], ARGV[1])
                 return 1",
             ),
-            // KEYS: stream hash. ARGV: name, key-index prefix, new hash.
+            // KEYS: stream hash, key index of the hash read, new key index.
+            // ARGV: name, the key hash read, new hash. -1: the hash changed.
             rotate_key: Script::new(
                 r"
                 local h = redis.call('HGET', KEYS[1], 'key_hash')
                 if not h then return 0 end
-                redis.call('DEL', ARGV[2] .. h)
-                redis.call('SET', ARGV[2] .. ARGV[3], ARGV[1])
+                if h ~= ARGV[2] then return -1 end
+                redis.call('DEL', KEYS[2])
+                redis.call('SET', KEYS[3], ARGV[1])
                 redis.call('HSET', KEYS[1], 'key_hash', ARGV[3])
                 return 1",
             ),
