@@ -36,6 +36,8 @@
 # slower origin and edge, for checking the script); CASES picks cases
 # (default "abc"; "b" runs b, b' and b''); LL_VIEWERS=N adds case d;
 # LATENCY_OUT=DIR keeps each case's driver log there (a line a second);
+# D_PROFILE picks case d's profile (default llpass: passthrough with
+# parts; ll transcodes like case a);
 # PART_TARGET sets the LL profile's part target (default 334ms, the
 # built-in profiles' value; docs/benchmarks.md has the comparison).
 set -euo pipefail
@@ -86,6 +88,14 @@ rungs = [
   { name = "480p", height = 480, video_bitrate_kbps = 1200, fps = 30, preset = "veryfast" },
   { name = "360p", height = 360, video_bitrate_kbps = 700, fps = 30, preset = "veryfast" },
 ]
+
+# Case d: the source repackaged with parts (no transcoding), so that on a
+# two-core machine the load tester and the edge, not the encoders, get the
+# cores the 1,000 viewers need.
+[profiles.llpass]
+segment_duration = "2s"
+part_target = "$PART_TARGET"
+passthrough = true
 
 [profiles.plain]
 segment_duration = "2s"
@@ -231,13 +241,14 @@ fi
 
 # d. (optional) LL with load-tester viewers on the same edge.
 if [ "$LL_VIEWERS" -gt 0 ]; then
-  KEY=$(create llload ll)
+  KEY=$(create llload "${D_PROFILE:-llpass}")
   publish "rtmp://127.0.0.1:$RTMP/live/$KEY" "$PUBLISH_SECS" & PUB=$!; PIDS+=($PUB)
   wait_playable "http://127.0.0.1:$EDGE/llload/index.m3u8" || echo "not playable within 30 s: http://127.0.0.1:$EDGE/llload/index.m3u8" >&2
   ll_viewers "http://127.0.0.1:$EDGE/llload/index.m3u8" $((SECS + WARMUP + 15))
   measure "d. LL-HLS, edge, our page, $LL_VIEWERS load-tester $VIEWER_KIND" "http://127.0.0.1:$EDGE/watch/llload"
   wait "$LOAD_PID" 2>/dev/null || true
   echo "d: the load tester's summary:"; tail -20 "$WORK/loadtest.log" || true
+  [ -z "${LATENCY_OUT:-}" ] || cp -r "$WORK/loadtest-report" "$LATENCY_OUT/d-loadtest-report" 2>/dev/null || true
   kill "$PUB" 2>/dev/null || true; wait "$PUB" 2>/dev/null || true
 fi
 
