@@ -13,32 +13,7 @@ fn a_browser_plays_the_player_page_over_https() {
     let rtmp = stack.add_origin("origin-a").rtmp;
     let key = stack.create_stream("secure");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, pkey) = (dir.path().join("edge.crt"), dir.path().join("edge.key"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&pkey)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (cert, pkey) = testkit::self_signed_pair(dir.path(), "edge");
     let tls = free_addr();
     let plain = stack.add_edge(&[
         "--cache-size",

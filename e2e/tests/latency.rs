@@ -10,11 +10,10 @@
 //! with `loadtest/bench/latency.sh`.
 
 use e2e::{Player, Sample};
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use testkit::stack::{ADMIN_TOKEN, AGENT_TOKEN, OriginNode, Stack};
-use testkit::{Process, bin_path, free_addr, http_get, wait_until};
+use testkit::stack::{ADMIN_TOKEN, Stack};
+use testkit::{http_get, wait_until};
 
 const PROFILES: &str = r#"
 [profiles.ll]
@@ -37,68 +36,6 @@ rungs = [
 
 /// How long playback is watched once it has settled.
 const WINDOW: f64 = 20.0;
-
-/// An origin with `profiles` and its discovery agent, as
-/// [`Stack::add_origin`] starts them.
-fn add_origin(stack: &mut Stack, id: &str, profiles: &Path) {
-    let (rtmp, http) = (free_addr(), free_addr());
-    let out = tempfile::tempdir().expect("tempdir");
-    let router = format!("http://{}", stack.router);
-    let dir = out.path().to_str().unwrap();
-    let process = Process::spawn(
-        "origin",
-        bin_path("origin"),
-        [
-            "--origin-id",
-            id,
-            "--rtmp-listen",
-            &rtmp.to_string(),
-            "--http-listen",
-            &http.to_string(),
-            "--output-dir",
-            dir,
-            "--router",
-            &router,
-            "--profiles",
-            profiles.to_str().unwrap(),
-        ],
-        &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
-    );
-    wait_until("origin ready", Duration::from_secs(10), || {
-        matches!(http_get(http, "/healthz"), Some((200, _)))
-    });
-    let listen = free_addr();
-    let agent = Process::spawn(
-        "discovery",
-        bin_path("discovery"),
-        [
-            "--origin-id",
-            id,
-            "--output-dir",
-            dir,
-            "--advertise",
-            &http.to_string(),
-            "--router",
-            &router,
-            "--listen",
-            &listen.to_string(),
-            "--heartbeat",
-            "1s",
-        ],
-        &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)],
-    );
-    wait_until("discovery ready", Duration::from_secs(10), || {
-        http_get(listen, "/healthz").is_some()
-    });
-    stack.origins.push(OriginNode {
-        id: id.to_string(),
-        process,
-        agent,
-        rtmp,
-        http,
-        out,
-    });
-}
 
 /// Creates `name` with `profile` and returns its key.
 fn create(stack: &Stack, name: &str, profile: &str) -> String {
@@ -211,7 +148,7 @@ fn the_page_plays_ll_hls_from_parts_without_stalls_and_well_under_plain_latency(
     let profiles = dir.path().join("profiles.toml");
     std::fs::write(&profiles, PROFILES).expect("write profiles");
     let mut stack = Stack::new();
-    add_origin(&mut stack, "origin-ll", &profiles);
+    stack.add_origin_profiles("origin-ll", &profiles, &[]);
     let edge = stack.add_edge(&["--cache-size", "64MiB"]);
     let rtmp = stack.origins[0].rtmp;
 

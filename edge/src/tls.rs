@@ -469,25 +469,7 @@ mod tests {
 
     /// A self-signed pair made with the openssl CLI, in `dir`.
     fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-        let out = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-            ])
-            .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        (cert, key)
+        testkit::self_signed_pair(dir, name)
     }
 
     fn fingerprint_of(cert: &Path) -> String {

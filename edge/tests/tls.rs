@@ -25,34 +25,9 @@ const AGENT: &str = "agent-token-0123456789";
 /// the socket buffers: a viewer that stops reading stalls the edge's write.
 const BIG: usize = 4 << 20;
 
-/// A self-signed pair for `localhost` and 127.0.0.1, made with the openssl
-/// CLI as `scripts/stack.sh` makes one; returns (cert, key).
+/// A self-signed pair for `localhost` and 127.0.0.1; returns (cert, key).
 fn make_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args(["-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
+    testkit::self_signed_pair(dir, name)
 }
 
 /// SHA-256 fingerprint of a PEM certificate file, as OpenSSL prints it.

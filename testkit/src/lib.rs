@@ -24,6 +24,37 @@ pub use redis::Redis;
 pub use wait::{http_get, wait_until, wait_until_async};
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+/// A self-signed pair for `localhost` and 127.0.0.1 in `dir`, made with the
+/// openssl CLI as `scripts/stack.sh` makes one: `({name}.crt, {name}.key)`.
+pub fn self_signed_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
 
 /// A port on 127.0.0.1 that was free a moment ago.
 ///

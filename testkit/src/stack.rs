@@ -116,10 +116,15 @@ impl Stack {
 
     /// [`Stack::add_origin`] with more origin flags.
     pub fn add_origin_with(&mut self, id: &str, extra: &[&str]) -> &OriginNode {
+        self.add_origin_profiles(id, &test_profiles(), extra)
+    }
+
+    /// [`Stack::add_origin_with`] with another profiles file than the test
+    /// profiles.
+    pub fn add_origin_profiles(&mut self, id: &str, profiles: &Path, extra: &[&str]) -> &OriginNode {
         let (rtmp, http) = (free_addr(), free_addr());
         let out = tempfile::tempdir().expect("tempdir");
         let router = format!("http://{}", self.router);
-        let profiles = test_profiles();
         let process = Process::spawn(
             "origin",
             bin_path("origin"),
