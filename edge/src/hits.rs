@@ -413,6 +413,7 @@ impl HitFirst {
         buf: &mut BytesMut,
         out: &mut Vec<u8>,
         viewer: &mut Option<Option<IpAddr>>,
+        conn: &mut crate::playback::Conn,
         idle: &mut Idle,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
@@ -444,7 +445,16 @@ impl HitFirst {
                     .get_socket_digest()
                     .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
             });
-            let Some((kind, hit)) = self.edge.plain_hit(p.path, p.query, ip, wire_head).await else {
+            let user_agent = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
+                .map(|h| h.value);
+            let Some((kind, hit)) = self
+                .edge
+                .plain_hit(p.path, p.query, ip, user_agent, conn, wire_head)
+                .await
+            else {
                 return Some(stream);
             };
             let age = SystemTime::now()
@@ -516,11 +526,12 @@ impl ServerApp for HitFirst {
         let mut buf = BytesMut::with_capacity(4096);
         let mut out = Vec::with_capacity(512);
         let mut viewer = None;
+        let mut conn = crate::playback::Conn::default();
         let mut idle = Idle::new(self.tick);
         let keepalive = self.limits.idle_timeout.as_secs().max(1);
         loop {
             stream = self
-                .serve_hits(stream, &mut buf, &mut out, &mut viewer, &mut idle, shutdown)
+                .serve_hits(stream, &mut buf, &mut out, &mut viewer, &mut conn, &mut idle, shutdown)
                 .await?;
             let mut session = ServerSession::new_http1(stream);
             session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));

@@ -9,6 +9,7 @@ mod hits;
 mod live;
 mod ll;
 mod metrics;
+mod playback;
 mod player;
 mod proxy;
 mod resolve;
@@ -16,6 +17,7 @@ mod routes;
 mod settings;
 mod storage;
 mod tls;
+mod viewers;
 
 use anyhow::Context;
 use clap::Parser;
@@ -47,6 +49,27 @@ fn main() -> anyhow::Result<()> {
         metrics.held_requests.clone(),
     ));
 
+    let keys = api_types::playback::PlaybackKeys::parse(&s.playback_keys).context("--playback-key")?;
+    let viewers = Arc::new(viewers::Viewers::new(s.viewer_window, &metrics.registry));
+    let reporter = viewers::Reporter {
+        viewers: viewers.clone(),
+        url: match (&s.agent_token, &s.edge_id) {
+            (Some(_), Some(id)) => {
+                api_types::validate_name("edge id", id).context("--edge-id")?;
+                let mut url = s.router.clone();
+                url.path_segments_mut()
+                    .map_err(|()| anyhow::anyhow!("--router cannot be a base URL"))?
+                    .pop_if_empty()
+                    .extend(["viewers", id]);
+                Some(url)
+            }
+            _ => None,
+        },
+        token: s.agent_token.clone().unwrap_or_default(),
+        interval: s.viewer_report_interval,
+        client: reqwest::Client::builder().timeout(s.router_timeout).build()?,
+    };
+
     let conf = ServerConf {
         threads: s.threads.max(1),
         grace_period_seconds: Some(s.shutdown_grace),
@@ -73,6 +96,8 @@ fn main() -> anyhow::Result<()> {
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
         write_timeout: s.write_timeout,
+        gate: Arc::new(playback::Gate::new(keys)),
+        viewers,
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).
@@ -129,6 +154,10 @@ fn main() -> anyhow::Result<()> {
             .map(drop)
             .with_context(|| format!("cannot listen on {addr}"))?;
     }
+    server.add_service(pingora_core::services::background::background_service(
+        "viewer reports",
+        reporter,
+    ));
     tracing::info!(listen = %s.listen, tls_listen = ?s.tls_listen, router = %s.router, cache_size = s.cache_size, "edge running");
     server.run_forever()
 }

@@ -46,10 +46,12 @@
 use crate::live::{Copy, Held, Live, MAX_PLAYLIST};
 use crate::ll::{self, PartVerdict, Verdict};
 use crate::metrics::Metrics;
+use crate::playback::{self, Denied, Gate};
 use crate::player;
 use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
 use crate::storage::{FreshWire, MokaStorage};
+use crate::viewers::{Viewers, Who};
 use api_types::hls_query::{HlsQuery, HlsQueryError};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
@@ -92,6 +94,10 @@ pub struct Edge {
     /// session here because pingora makes HTTP/2 sessions itself
     /// ([`crate::tls`]); `hits` sets it on HTTP/1 ones.
     pub write_timeout: Duration,
+    /// Playback tokens of token streams ([`crate::playback`]).
+    pub gate: Arc<Gate>,
+    /// The viewer counter ([`crate::viewers`]).
+    pub viewers: Arc<Viewers>,
 }
 
 /// How long an origin that refused a connection is passed over.
@@ -139,6 +145,9 @@ pub struct Ctx {
     directives: HlsQuery,
     /// Set while the edge holds this request (it waits for the live edge).
     held: Option<Held>,
+    /// The playback prefixes stripped from the path (`/_v/{sid}`, `/t/{token}`),
+    /// kept on the edge's redirects.
+    prefix: String,
     /// The `edge_upstream_requests_total` kind of this request's fetch.
     upstream_kind: &'static str,
     /// The origin's 200 for a media playlist, read to become the copy.
@@ -375,10 +384,39 @@ impl Edge {
         path: &str,
         query: Option<&str>,
         viewer: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+        conn: &mut playback::Conn,
         wire_head: impl FnOnce(&ResponseHeader, usize, SystemTime) -> Bytes,
     ) -> Option<(ObjectKind, FreshWire)> {
+        let split = playback::split(path)?;
+        let path = split.rest;
         let obj = parse_object_path(path)?;
+        // A new viewer's multivariant playlist: pingora's path redirects it
+        // to its session.
+        if obj.kind == ObjectKind::Multivariant && split.sid.is_none() {
+            return None;
+        }
         let route = self.routes.cached(obj.stream).await?;
+        // Refusals are pingora's path's to answer.
+        self.gate
+            .check(&route, obj.stream, split.token, Some(&mut conn.memo))
+            .ok()?;
+        if matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+            let who = match split.sid {
+                Some(sid) => Who::Session(sid),
+                None => Who::Address(viewer, user_agent),
+            };
+            let key = self.viewers.key(obj.stream, &who);
+            // Once a second per connection at most: a keep-alive viewer's
+            // reloads cost no cache write each.
+            if conn
+                .counted
+                .is_none_or(|(k, at)| k != key || at.elapsed() >= Duration::from_secs(1))
+            {
+                self.viewers.seen(key, obj.stream);
+                conn.counted = Some((key, Instant::now()));
+            }
+        }
         let Placement::Origin(i) = self.placement(&obj, &route, viewer) else {
             return None;
         };
@@ -404,7 +442,8 @@ impl Edge {
     /// long the browser may keep the answer.
     async fn preflight(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let path = session.req_header().uri.path();
-        if parse_object_path(path).is_none() && !player::owns(path) {
+        let rest = playback::split(path).map_or(path, |s| s.rest);
+        if parse_object_path(rest).is_none() && !player::owns(path) {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         }
         let requested = session
@@ -515,6 +554,13 @@ impl Edge {
         }
     }
 
+    /// 403 with the reason, as JSON; nothing is asked of an origin.
+    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, denied: Denied) -> Result<bool> {
+        tracing::debug!(reason = denied.reason(), "playback refused");
+        let headers = [("content-type", "application/json".to_string())];
+        self.answer(session, ctx, 403, &headers, denied.body(), "ERROR").await
+    }
+
     fn viewer(session: &Session) -> Option<IpAddr> {
         session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
     }
@@ -574,6 +620,25 @@ impl ProxyHttp for Edge {
             _ if player::owns(&path) => return self.serve_player(session, ctx, &path).await,
             _ => {}
         }
+        // The playback prefixes: stripped, so that everything below (and
+        // the cache key) sees the path without them.
+        let Some(split) = playback::split(&path) else {
+            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
+        };
+        let sid = split.sid.map(str::to_string);
+        let token = split.token.map(str::to_string);
+        ctx.prefix = split.prefix.to_string();
+        let path = split.rest.to_string();
+        if !ctx.prefix.is_empty() {
+            let uri = match session.req_header().uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            let uri = uri
+                .parse::<http::Uri>()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad path"))?;
+            session.req_header_mut().set_uri(uri);
+        }
         let Some(obj) = parse_object_path(&path) else {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
@@ -598,11 +663,42 @@ impl ProxyHttp for Edge {
                     .await;
             }
         };
+        if let Err(denied) = self.gate.check(&route, obj.stream, token.as_deref(), None) {
+            return self.deny(session, ctx, denied).await;
+        }
+        // A new viewer: to the same playlist in a playback session of its
+        // own, which every later request carries (see `crate::viewers`).
+        if obj.kind == ObjectKind::Multivariant && sid.is_none() {
+            let location = format!(
+                "{}{}{}{path}",
+                playback::SESSION_PREFIX,
+                playback::new_sid(),
+                ctx.prefix
+            );
+            return self
+                .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                .await;
+        }
+        if matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+            let who = match &sid {
+                Some(sid) => Who::Session(sid),
+                None => Who::Address(
+                    Self::viewer(session),
+                    session
+                        .req_header()
+                        .headers
+                        .get(http::header::USER_AGENT)
+                        .map(|v| v.as_bytes()),
+                ),
+            };
+            self.viewers.seen(self.viewers.key(obj.stream, &who), obj.stream);
+        }
         // Media of a known session goes to the origin holding that session;
         // only new viewers and moved sessions need a placement.
         let chosen = match self.placement(&obj, &route, Self::viewer(session)) {
             Placement::Origin(i) => i,
             Placement::Redirect(location) => {
+                let location = format!("{}{location}", ctx.prefix);
                 return self
                     .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await;
@@ -849,7 +945,10 @@ impl ProxyHttp for Edge {
                 && let Some((_, rendition)) = obj.media
                 && let Some(next) = successor(&others, obj.stream, rendition, Self::viewer(session))
             {
-                let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                let location = format!(
+                    "{}/{}/{}/{}/index.m3u8",
+                    ctx.prefix, obj.stream, next.session, rendition
+                );
                 if self
                     .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await
