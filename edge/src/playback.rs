@@ -111,6 +111,8 @@ pub struct Memo {
 /// What the fast hit path ([`crate::hits`]) keeps per connection.
 #[derive(Debug, Default)]
 pub struct Conn {
+    /// The viewer's address, looked up once per connection.
+    pub addr: Option<Option<std::net::IpAddr>>,
     pub memo: Memo,
     /// The viewer key last counted on this connection, and when.
     pub counted: Option<(u64, std::time::Instant)>,

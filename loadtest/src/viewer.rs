@@ -354,15 +354,14 @@ impl Viewer {
         // The multivariant playlist, retried until it loads; what it lists
         // is relative to where it came from after any redirect.
         let master = loop {
-            match self.fetch_timed(Kind::Multivariant, &self.url, false).await {
-                Fetched::Ok { body, url, .. } => match m3u8_rs::parse_master_playlist_res(&body) {
+            if let Fetched::Ok { body, url, .. } = self.fetch_timed(Kind::Multivariant, &self.url, false).await {
+                match m3u8_rs::parse_master_playlist_res(&body) {
                     Ok(m) if !m.variants.is_empty() => {
                         self.url = url;
                         break m;
                     }
                     _ => self.stats.error(Kind::Multivariant, "unparsable".into()),
-                },
-                _ => {}
+                }
             }
             if !self.sleep_until_or_stop(Instant::now() + Duration::from_secs(1)).await {
                 return;
