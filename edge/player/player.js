@@ -2,6 +2,7 @@
 //   /watch/           the streams live now (from the router, through the edge)
 //   /watch/{stream}   plays /{stream}/index.m3u8 from this edge, and shows
 //                     the rendition playing, the ladder and the live latency.
+//   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
