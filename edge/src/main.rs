@@ -53,17 +53,19 @@ fn main() -> anyhow::Result<()> {
     let viewers = Arc::new(viewers::Viewers::new(s.viewer_window, &metrics.registry));
     let reporter = viewers::Reporter {
         viewers: viewers.clone(),
-        url: match (&s.agent_token, &s.edge_id) {
-            (Some(_), Some(id)) => {
+        url: match &s.agent_token {
+            Some(_) => {
+                let id = &s.edge_id();
                 api_types::validate_name("edge id", id).context("--edge-id")?;
                 let mut url = s.router.clone();
                 url.path_segments_mut()
                     .map_err(|()| anyhow::anyhow!("--router cannot be a base URL"))?
                     .pop_if_empty()
                     .extend(["viewers", id]);
+                tracing::info!(edge_id = %id, "viewer reports on");
                 Some(url)
             }
-            _ => None,
+            None => None,
         },
         token: s.agent_token.clone().unwrap_or_default(),
         interval: s.viewer_report_interval,

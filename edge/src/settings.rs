@@ -173,15 +173,15 @@ pub struct Settings {
     pub playback_keys: Vec<String>,
 
     /// This edge's id in its viewer reports (`PUT /viewers/{edge_id}`),
-    /// `[a-z0-9][a-z0-9_-]{0,63}`, unique among the edges; needed with
-    /// --agent-token.
+    /// `[a-z0-9][a-z0-9_-]{0,63}`, unique among the edges. Default: the host
+    /// name and the --listen port (`{hostname}-{port}`).
     #[arg(long, env = "EDGE_ID")]
     pub edge_id: Option<String>,
 
     /// Bearer token of the router API's agent endpoints, for the viewer
     /// reports. Without it the edge reports no viewers (it still counts them
     /// in `edge_viewers`).
-    #[arg(long, env = "ROUTER_AGENT_TOKEN", requires = "edge_id", hide_env_values = true)]
+    #[arg(long, env = "ROUTER_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: Option<String>,
 
     /// How often the viewer counts are reported to the router API.
@@ -200,6 +200,26 @@ pub struct Settings {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "EDGE_LOG", default_value = "info")]
     pub log: String,
+}
+
+impl Settings {
+    /// `--edge-id`, or `{hostname}-{port of --listen}` folded into an id's
+    /// characters.
+    pub fn edge_id(&self) -> String {
+        if let Some(id) = &self.edge_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "edge".into());
+        let port = self.listen.rsplit(':').next().unwrap_or_default();
+        let raw = format!("{}-{port}", host.trim()).to_ascii_lowercase();
+        let mut id: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+            .skip_while(|c| !c.is_ascii_alphanumeric())
+            .collect();
+        id.truncate(64);
+        if id.is_empty() { "edge".into() } else { id }
+    }
 }
 
 /// A socket buffer size, or the kernel's autotuning.
