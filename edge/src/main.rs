@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
 
     let keys = api_types::playback::PlaybackKeys::parse(&s.playback_keys).context("--playback-key")?;
     let viewers = Arc::new(viewers::Viewers::new(s.viewer_window, &metrics.registry));
+    let gate = Arc::new(playback::Gate::new(keys, &metrics.registry));
     let reporter = viewers::Reporter {
         viewers: viewers.clone(),
         url: match &s.agent_token {
@@ -98,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
         write_timeout: s.write_timeout,
-        gate: Arc::new(playback::Gate::new(keys)),
+        gate,
         viewers,
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest

@@ -118,10 +118,14 @@ pub struct Conn {
     pub counted: Option<(u64, std::time::Instant)>,
 }
 
+/// The reasons [`Denied::reason`] gives: the label values of
+/// `edge_playback_refusals_total`.
+pub const REASONS: [&str; 5] = ["missing", "malformed", "unknown_key", "bad_signature", "expired"];
+
 /// The token check.
-#[derive(Debug, Default)]
 pub struct Gate {
     keys: PlaybackKeys,
+    refusals: prometheus::IntCounterVec,
 }
 
 fn now_ms() -> u64 {
@@ -131,8 +135,25 @@ fn now_ms() -> u64 {
 }
 
 impl Gate {
-    pub fn new(keys: PlaybackKeys) -> Gate {
-        Gate { keys }
+    pub fn new(keys: PlaybackKeys, registry: &prometheus::Registry) -> Gate {
+        let refusals = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "edge_playback_refusals_total",
+                "Requests of token streams refused (403), by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for r in REASONS {
+            refusals.with_label_values(&[r]);
+        }
+        registry.register(Box::new(refusals.clone())).expect("registered once");
+        Gate { keys, refusals }
+    }
+
+    /// Counts a refusal.
+    pub fn refused(&self, denied: Denied) {
+        self.refusals.with_label_values(&[denied.reason()]).inc();
     }
 
     /// Whether a request for `stream` carrying `token` may be answered.
@@ -201,5 +222,13 @@ mod tests {
         assert_eq!(v["reason"], "missing");
         let v: serde_json::Value = serde_json::from_str(&Denied::Token(TokenError::Expired).body()).unwrap();
         assert_eq!(v["reason"], "expired");
+        for e in [
+            TokenError::Malformed,
+            TokenError::UnknownKey,
+            TokenError::BadSignature,
+            TokenError::Expired,
+        ] {
+            assert!(REASONS.contains(&Denied::Token(e).reason()));
+        }
     }
 }

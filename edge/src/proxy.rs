@@ -557,6 +557,7 @@ impl Edge {
     /// 403 with the reason, as JSON; nothing is asked of an origin.
     async fn deny(&self, session: &mut Session, ctx: &mut Ctx, denied: Denied) -> Result<bool> {
         tracing::debug!(reason = denied.reason(), "playback refused");
+        self.gate.refused(denied);
         let headers = [("content-type", "application/json".to_string())];
         self.answer(session, ctx, 403, &headers, denied.body(), "ERROR").await
     }

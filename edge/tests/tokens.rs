@@ -288,6 +288,15 @@ async fn token_streams_need_a_token_on_every_object_and_share_the_cache() {
         }
     }
     assert_eq!(s.upstream_requests().await, before, "a refused request went upstream");
+    let metrics = s.raw.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for reason in ["missing", "expired", "bad_signature", "unknown_key", "malformed"] {
+        let n = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("edge_playback_refusals_total{{reason=\"{reason}\"}} ")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(n > 0, "no {reason} refusal counted");
+    }
 
     // Two valid tokens (one minted here from the documented scheme, one by
     // the router): both play, and the second viewer's fetch is a hit of
