@@ -195,7 +195,7 @@ start_origin() {
 
 start_edge() {
   local h=$1; shift
-  start "$h" "$h" "$BIN/edge" --listen "$(ip_of "$h"):8081" --router "http://$(ip_of lb):8090" \
+  start "$h" "$h" env ROUTER_AGENT_TOKEN="$ROUTER_AGENT_TOKEN" "$BIN/edge" --listen "$(ip_of "$h"):8081" --router "http://$(ip_of lb):8090" \
     --cache-size 128MiB "$@"
   wait_for "$h" 15 on "$h" curl -fsS "http://$(ip_of "$h"):8081/healthz"
 }

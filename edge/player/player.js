@@ -2,6 +2,7 @@
 //   /watch/           the streams live now (from the router, through the edge)
 //   /watch/{stream}   plays /{stream}/index.m3u8 from this edge, and shows
 //                     the rendition playing, the ladder and the live latency.
+//   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
@@ -93,14 +94,20 @@
   show("title", state.stream);
   document.title = `${state.stream} - Dionysia`;
   const video = $("video");
-  const src = `/${state.stream}/index.m3u8`;
+  // A token stream's playback URL: /watch/{stream}?token=T plays
+  // /t/{T}/{stream}/index.m3u8 (the token's characters need no escaping).
+  const token = new URLSearchParams(location.search).get("token");
+  const prefix = token && /^[A-Za-z0-9._-]{1,200}$/.test(token) ? `/t/${token}` : "";
+  const src = `${prefix}/${state.stream}/index.m3u8`;
   let hls = null;
   let restartTimer = null;
   let retryDelay = 1000;
 
-  // The publish session in a media playlist URL: /{stream}/{session}/{rendition}/index.m3u8
+  // The publish session in a media playlist URL:
+  // [/_v/{sid}][/t/{token}]/{stream}/{session}/{rendition}/index.m3u8
   const sessionOf = (url) => {
-    const parts = new URL(url, location.href).pathname.split("/");
+    const path = new URL(url, location.href).pathname.replace(/^\/_v\/[^/]+/, "").replace(/^\/t\/[^/]+/, "");
+    const parts = path.split("/");
     return parts.length >= 5 ? parts[2] : null;
   };
 

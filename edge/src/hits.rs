@@ -63,7 +63,6 @@ use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
 use pingora_proxy::HttpProxy;
 use std::io::IoSlice;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -412,7 +411,7 @@ impl HitFirst {
         mut stream: Stream,
         buf: &mut BytesMut,
         out: &mut Vec<u8>,
-        viewer: &mut Option<Option<IpAddr>>,
+        conn: &mut crate::playback::Conn,
         idle: &mut Idle,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
@@ -439,12 +438,30 @@ impl HitFirst {
             };
             // The viewer's address places it on an origin for a
             // multivariant playlist; looked up once per connection.
-            let ip = *viewer.get_or_insert_with(|| {
+            let ip = *conn.addr.get_or_insert_with(|| {
                 stream
                     .get_socket_digest()
                     .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
             });
-            let Some((kind, hit)) = self.edge.plain_hit(p.path, p.query, ip, wire_head).await else {
+            // An edge below (a shield's traffic) goes through pingora's
+            // path, which knows to skip the viewer's checks for it.
+            if req
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(crate::proxy::TIER_HEADER))
+            {
+                return Some(stream);
+            }
+            let user_agent = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
+                .map(|h| h.value);
+            let Some((kind, hit)) = self
+                .edge
+                .plain_hit(p.path, p.query, ip, user_agent, conn, wire_head)
+                .await
+            else {
                 return Some(stream);
             };
             let age = SystemTime::now()
@@ -515,12 +532,12 @@ impl ServerApp for HitFirst {
         }
         let mut buf = BytesMut::with_capacity(4096);
         let mut out = Vec::with_capacity(512);
-        let mut viewer = None;
+        let mut conn = crate::playback::Conn::default();
         let mut idle = Idle::new(self.tick);
         let keepalive = self.limits.idle_timeout.as_secs().max(1);
         loop {
             stream = self
-                .serve_hits(stream, &mut buf, &mut out, &mut viewer, &mut idle, shutdown)
+                .serve_hits(stream, &mut buf, &mut out, &mut conn, &mut idle, shutdown)
                 .await?;
             let mut session = ServerSession::new_http1(stream);
             session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));

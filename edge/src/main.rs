@@ -9,6 +9,7 @@ mod hits;
 mod live;
 mod ll;
 mod metrics;
+mod playback;
 mod player;
 mod proxy;
 mod resolve;
@@ -17,6 +18,7 @@ mod settings;
 mod shield;
 mod storage;
 mod tls;
+mod viewers;
 
 use anyhow::Context;
 use clap::Parser;
@@ -48,6 +50,30 @@ fn main() -> anyhow::Result<()> {
         metrics.held_requests.clone(),
     ));
 
+    let keys = api_types::playback::PlaybackKeys::parse(&s.playback_keys).context("--playback-key")?;
+    let viewers = Arc::new(viewers::Viewers::new(s.viewer_window, &metrics.registry));
+    let gate = Arc::new(playback::Gate::new(keys, &metrics.registry));
+    let reporter = viewers::Reporter {
+        viewers: viewers.clone(),
+        url: match &s.agent_token {
+            Some(_) => {
+                let id = &s.edge_id();
+                api_types::validate_name("edge id", id).context("--edge-id")?;
+                let mut url = s.router.clone();
+                url.path_segments_mut()
+                    .map_err(|()| anyhow::anyhow!("--router cannot be a base URL"))?
+                    .pop_if_empty()
+                    .extend(["viewers", id]);
+                tracing::info!(edge_id = %id, "viewer reports on");
+                Some(url)
+            }
+            None => None,
+        },
+        token: s.agent_token.clone().unwrap_or_default(),
+        interval: s.viewer_report_interval,
+        client: reqwest::Client::builder().timeout(s.router_timeout).build()?,
+    };
+
     let conf = ServerConf {
         threads: s.threads.max(1),
         grace_period_seconds: Some(s.shutdown_grace),
@@ -75,6 +101,9 @@ fn main() -> anyhow::Result<()> {
             .build(),
         write_timeout: s.write_timeout,
         shields: Arc::new(shield::Shields::new(&s.shields)?),
+        gate,
+        tier_token: s.agent_token.as_deref().map(Arc::from),
+        viewers,
     };
     // Plain hits are answered in front of pingora's HTTP session; the rest
     // goes through the proxy (see `hits`).
@@ -131,6 +160,10 @@ fn main() -> anyhow::Result<()> {
             .map(drop)
             .with_context(|| format!("cannot listen on {addr}"))?;
     }
+    server.add_service(pingora_core::services::background::background_service(
+        "viewer reports",
+        reporter,
+    ));
     tracing::info!(listen = %s.listen, tls_listen = ?s.tls_listen, router = %s.router, cache_size = s.cache_size, "edge running");
     server.run_forever()
 }

@@ -46,11 +46,21 @@
 use crate::live::{Copy, Held, Live, MAX_PLAYLIST};
 use crate::ll::{self, PartVerdict, Verdict};
 use crate::metrics::Metrics;
+use crate::playback::{self, Denied, Gate};
 use crate::player;
 use crate::resolve::Resolver;
 use crate::routes::{LookupSource, RouteTable};
 use crate::shield::Shields;
+
+/// The header an edge adds to what it fetches through a shield: the agent
+/// token both share (`ROUTER_AGENT_TOKEN`). The shield then skips the token
+/// check, the session redirect and the viewer count, which belong to the
+/// edge the viewer is on (it would otherwise count every edge below as a
+/// viewer, refuse token streams, and redirect a multivariant request the
+/// edge below cannot follow).
+pub const TIER_HEADER: &str = "x-dionysia-edge";
 use crate::storage::{FreshWire, MokaStorage};
+use crate::viewers::{Viewers, Who};
 use api_types::hls_query::{HlsQuery, HlsQueryError};
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use api_types::{Route, RouteOrigin};
@@ -95,6 +105,14 @@ pub struct Edge {
     pub write_timeout: Duration,
     /// Shield edges to fetch through instead of the origins (`--shield`).
     pub shields: Arc<Shields>,
+    /// Playback tokens of token streams ([`crate::playback`]).
+    pub gate: Arc<Gate>,
+    /// The agent token, which an edge sends a shield in [`TIER_HEADER`]: a
+    /// request that carries it comes from an edge below, which has checked
+    /// the viewer's token and counts the viewer itself.
+    pub tier_token: Option<Arc<str>>,
+    /// The viewer counter ([`crate::viewers`]).
+    pub viewers: Arc<Viewers>,
 }
 
 /// How long an origin that refused a connection is passed over.
@@ -142,6 +160,9 @@ pub struct Ctx {
     directives: HlsQuery,
     /// Set while the edge holds this request (it waits for the live edge).
     held: Option<Held>,
+    /// The playback prefixes stripped from the path (`/_v/{sid}`, `/t/{token}`),
+    /// kept on the edge's redirects.
+    prefix: String,
     /// The `edge_upstream_requests_total` kind of this request's fetch.
     upstream_kind: &'static str,
     /// The origin's 200 for a media playlist, read to become the copy.
@@ -373,6 +394,16 @@ impl Edge {
         found.map_or(Placement::Nowhere, Placement::Origin)
     }
 
+    /// Whether `req` comes from an edge below this one ([`TIER_HEADER`] with
+    /// this edge's agent token, compared in constant time).
+    pub(crate) fn from_edge_below(&self, req: &RequestHeader) -> bool {
+        use subtle::ConstantTimeEq;
+        let (Some(mine), Some(theirs)) = (&self.tier_token, req.headers.get(TIER_HEADER)) else {
+            return false;
+        };
+        mine.as_bytes().ct_eq(theirs.as_bytes()).into()
+    }
+
     /// The fresh cached answer to a plain GET or HEAD of `path`, when all it
     /// takes is at hand: the stream's route in memory, an origin for it and a
     /// fresh object. What [`crate::hits`] serves without pingora's session;
@@ -382,10 +413,39 @@ impl Edge {
         path: &str,
         query: Option<&str>,
         viewer: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+        conn: &mut playback::Conn,
         wire_head: impl FnOnce(&ResponseHeader, usize, SystemTime) -> Bytes,
     ) -> Option<(ObjectKind, FreshWire)> {
+        let split = playback::split(path)?;
+        let path = split.rest;
         let obj = parse_object_path(path)?;
+        // A new viewer's multivariant playlist: pingora's path redirects it
+        // to its session.
+        if obj.kind == ObjectKind::Multivariant && split.sid.is_none() {
+            return None;
+        }
         let route = self.routes.cached(obj.stream).await?;
+        // Refusals are pingora's path's to answer.
+        self.gate
+            .check(&route, obj.stream, split.token, Some(&mut conn.memo))
+            .ok()?;
+        if matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+            let who = match split.sid {
+                Some(sid) => Who::Session(sid),
+                None => Who::Address(viewer, user_agent),
+            };
+            let key = self.viewers.key(obj.stream, &who);
+            // Once a second per connection at most: a keep-alive viewer's
+            // reloads cost no cache write each.
+            if conn
+                .counted
+                .is_none_or(|(k, at)| k != key || at.elapsed() >= Duration::from_secs(1))
+            {
+                self.viewers.seen(key, obj.stream);
+                conn.counted = Some((key, Instant::now()));
+            }
+        }
         let Placement::Origin(i) = self.placement(&obj, &route, viewer) else {
             return None;
         };
@@ -411,7 +471,8 @@ impl Edge {
     /// long the browser may keep the answer.
     async fn preflight(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let path = session.req_header().uri.path();
-        if parse_object_path(path).is_none() && !player::owns(path) {
+        let rest = playback::split(path).map_or(path, |s| s.rest);
+        if parse_object_path(rest).is_none() && !player::owns(path) {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         }
         let requested = session
@@ -522,6 +583,14 @@ impl Edge {
         }
     }
 
+    /// 403 with the reason, as JSON; nothing is asked of an origin.
+    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, denied: Denied) -> Result<bool> {
+        tracing::debug!(reason = denied.reason(), "playback refused");
+        self.gate.refused(denied);
+        let headers = [("content-type", "application/json".to_string())];
+        self.answer(session, ctx, 403, &headers, denied.body(), "ERROR").await
+    }
+
     fn viewer(session: &Session) -> Option<IpAddr> {
         session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
     }
@@ -581,6 +650,25 @@ impl ProxyHttp for Edge {
             _ if player::owns(&path) => return self.serve_player(session, ctx, &path).await,
             _ => {}
         }
+        // The playback prefixes: stripped, so that everything below (and
+        // the cache key) sees the path without them.
+        let Some(split) = playback::split(&path) else {
+            return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
+        };
+        let sid = split.sid.map(str::to_string);
+        let token = split.token.map(str::to_string);
+        ctx.prefix = split.prefix.to_string();
+        let path = split.rest.to_string();
+        if !ctx.prefix.is_empty() {
+            let uri = match session.req_header().uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            let uri = uri
+                .parse::<http::Uri>()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad path"))?;
+            session.req_header_mut().set_uri(uri);
+        }
         let Some(obj) = parse_object_path(&path) else {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
@@ -605,11 +693,45 @@ impl ProxyHttp for Edge {
                     .await;
             }
         };
+        // An edge below fetching through this one (a shield): it has done
+        // the viewer's part (token, session, count).
+        let below = self.from_edge_below(session.req_header());
+        if !below && let Err(denied) = self.gate.check(&route, obj.stream, token.as_deref(), None) {
+            return self.deny(session, ctx, denied).await;
+        }
+        // A new viewer: to the same playlist in a playback session of its
+        // own, which every later request carries (see `crate::viewers`).
+        if !below && obj.kind == ObjectKind::Multivariant && sid.is_none() {
+            let location = format!(
+                "{}{}{}{path}",
+                playback::SESSION_PREFIX,
+                playback::new_sid(),
+                ctx.prefix
+            );
+            return self
+                .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                .await;
+        }
+        if !below && matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+            let who = match &sid {
+                Some(sid) => Who::Session(sid),
+                None => Who::Address(
+                    Self::viewer(session),
+                    session
+                        .req_header()
+                        .headers
+                        .get(http::header::USER_AGENT)
+                        .map(|v| v.as_bytes()),
+                ),
+            };
+            self.viewers.seen(self.viewers.key(obj.stream, &who), obj.stream);
+        }
         // Media of a known session goes to the origin holding that session;
         // only new viewers and moved sessions need a placement.
         let chosen = match self.placement(&obj, &route, Self::viewer(session)) {
             Placement::Origin(i) => i,
             Placement::Redirect(location) => {
+                let location = format!("{}{location}", ctx.prefix);
                 return self
                     .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await;
@@ -731,6 +853,12 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         if let Some(o) = ctx.origin() {
             req.insert_header("host", o.host.as_str())?;
+        }
+        req.remove_header(TIER_HEADER);
+        if ctx.shield.is_some()
+            && let Some(t) = &self.tier_token
+        {
+            req.insert_header(TIER_HEADER, t.as_ref())?;
         }
         let uri: http::Uri = ctx
             .target
@@ -893,7 +1021,10 @@ impl ProxyHttp for Edge {
                 && let Some((_, rendition)) = obj.media
                 && let Some(next) = successor(&others, obj.stream, rendition, Self::viewer(session))
             {
-                let location = format!("/{}/{}/{}/index.m3u8", obj.stream, next.session, rendition);
+                let location = format!(
+                    "{}/{}/{}/{}/index.m3u8",
+                    ctx.prefix, obj.stream, next.session, rendition
+                );
                 if self
                     .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await

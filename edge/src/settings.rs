@@ -168,6 +168,40 @@ pub struct Settings {
     #[arg(long, env = "EDGE_RESOLVE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub resolve_ttl: Duration,
 
+    /// A key that playback tokens are signed with, `KID:SECRET` (repeatable;
+    /// the env variable takes a comma-separated list): the same keys as the
+    /// router API's `--playback-key`. Tokens of streams whose policy is
+    /// `token` are checked here with them, never by calling the router;
+    /// without keys every object of a token stream is refused (403).
+    #[arg(
+        long = "playback-key",
+        env = "PLAYBACK_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub playback_keys: Vec<String>,
+
+    /// This edge's id in its viewer reports (`PUT /viewers/{edge_id}`),
+    /// `[a-z0-9][a-z0-9_-]{0,63}`, unique among the edges. Default: the host
+    /// name and the --listen port (`{hostname}-{port}`).
+    #[arg(long, env = "EDGE_ID")]
+    pub edge_id: Option<String>,
+
+    /// Bearer token of the router API's agent endpoints, for the viewer
+    /// reports. Without it the edge reports no viewers (it still counts them
+    /// in `edge_viewers`).
+    #[arg(long, env = "ROUTER_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+
+    /// How often the viewer counts are reported to the router API.
+    #[arg(long, env = "EDGE_VIEWER_REPORT_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub viewer_report_interval: Duration,
+
+    /// A viewer counts while it asked for a playlist within this window
+    /// (keep it about two or three target durations).
+    #[arg(long, env = "EDGE_VIEWER_WINDOW", default_value = "6s", value_parser = humantime::parse_duration)]
+    pub viewer_window: Duration,
+
     /// Worker threads.
     #[arg(long, env = "EDGE_THREADS", default_value_t = 2)]
     pub threads: usize,
@@ -175,6 +209,26 @@ pub struct Settings {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "EDGE_LOG", default_value = "info")]
     pub log: String,
+}
+
+impl Settings {
+    /// `--edge-id`, or `{hostname}-{port of --listen}` folded into an id's
+    /// characters.
+    pub fn edge_id(&self) -> String {
+        if let Some(id) = &self.edge_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "edge".into());
+        let port = self.listen.rsplit(':').next().unwrap_or_default();
+        let raw = format!("{}-{port}", host.trim()).to_ascii_lowercase();
+        let mut id: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+            .skip_while(|c| !c.is_ascii_alphanumeric())
+            .collect();
+        id.truncate(64);
+        if id.is_empty() { "edge".into() } else { id }
+    }
 }
 
 /// A socket buffer size, or the kernel's autotuning.

@@ -27,7 +27,14 @@ fn start_edge(router: SocketAddr, extra: &[String]) -> (Process, SocketAddr) {
         "64MiB".into(),
     ];
     args.extend(extra.iter().cloned());
-    let p = Process::spawn("edge", bin_path("edge"), &args, &[]);
+    // The agent token shields and the edges below share: what tells a
+    // shield a request comes from an edge (not a viewer).
+    let p = Process::spawn(
+        "edge",
+        bin_path("edge"),
+        &args,
+        &[("ROUTER_AGENT_TOKEN", testkit::stack::AGENT_TOKEN)],
+    );
     wait_until("edge ready", Duration::from_secs(10), || {
         matches!(http_get(addr, "/healthz"), Some((200, _)))
     });

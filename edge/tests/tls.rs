@@ -230,7 +230,9 @@ fn curl(url: &str, args: &[&str]) -> Answer {
     let dir = tempfile::tempdir().unwrap();
     let (head, body) = (dir.path().join("head"), dir.path().join("body"));
     let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "%{http_version}", "-D"])
+        // -L: the edge redirects a multivariant playlist into a playback
+        // session; the last head is the answer.
+        .args(["-sS", "-L", "--max-time", "10", "-w", "%{http_version}", "-D"])
         .arg(&head)
         .arg("-o")
         .arg(&body)
@@ -244,7 +246,8 @@ fn curl(url: &str, args: &[&str]) -> Answer {
         String::from_utf8_lossy(&out.stderr)
     );
     let head = std::fs::read_to_string(&head).unwrap();
-    let mut lines = head.lines();
+    let last = head.rfind("HTTP/").map_or(&head[..], |i| &head[i..]);
+    let mut lines = last.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))

@@ -13,7 +13,13 @@
 # both with the same self-signed pair, rounds back to back as above. p99 is
 # read from h2load's per-request log. H2=0 leaves this part out.
 #
-#   [EDGE_ARGS="--send-buffer auto"] [H2=0] [H2_STREAMS=1] loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
+# TOKEN=1: the stream's playback policy is `token`, and the edge is asked
+# for every object with a playback token (`/t/{token}/...`), checked on
+# every request; nginx and Varnish serve the plain paths as before. Compare
+# its edge/nginx and edge/Varnish ratios with a run without it: the cost of
+# token checks on cached objects (rows are marked "token").
+#
+#   [EDGE_ARGS="--send-buffer auto"] [H2=0] [H2_STREAMS=1] [TOKEN=1] loadtest/bench/edge.sh [CONNECTIONS] [SECONDS] [RUNS]
 #   PROFILE=debug loadtest/bench/edge.sh 8 2 1   # a quick check that the script works (debug build: no figures)
 #
 # The origin is our release origin serving a prepared output folder (one 1 MB
@@ -30,6 +36,9 @@ RUNS=${3:-5}
 EDGE_ARGS=${EDGE_ARGS:-}
 H2=${H2:-1}
 H2_STREAMS=${H2_STREAMS:-1}
+TOKEN=${TOKEN:-0}
+# The playback key of the router and the edge (TOKEN=1).
+PKEY=bench:bench-playback-secret-0123456789abcdef
 PROFILE=${PROFILE:-release}
 
 bash scripts/setup.sh
@@ -58,7 +67,8 @@ RPORT=$(free_port); APORT=$(free_port); OHTTP=$(free_port); ORTMP=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no > "$WORK/redis.log" 2>&1 & PIDS+=($!)
 wait_for redis-cli -p "$RPORT" ping
 export ROUTER_ADMIN_TOKEN=bench-admin-token-000000 ROUTER_AGENT_TOKEN=bench-agent-token-000000
-"$BIN/router-api" --listen "127.0.0.1:$APORT" --redis "redis://127.0.0.1:$RPORT" --report-ttl 10m --log warn > "$WORK/router.log" 2>&1 & PIDS+=($!)
+"$BIN/router-api" --listen "127.0.0.1:$APORT" --redis "redis://127.0.0.1:$RPORT" --report-ttl 10m --log warn \
+  --playback-key "$PKEY" > "$WORK/router.log" 2>&1 & PIDS+=($!)
 wait_for curl -fsS "http://127.0.0.1:$APORT/readyz"
 "$BIN/origin" --origin-id bench --rtmp-listen "127.0.0.1:$ORTMP" --http-listen "127.0.0.1:$OHTTP" \
   --output-dir "$OUT" --router "http://127.0.0.1:$APORT" --retain-ended 1h --log warn > "$WORK/origin.log" 2>&1 & PIDS+=($!)
@@ -66,6 +76,16 @@ wait_for curl -fsS "http://127.0.0.1:$OHTTP$SEG"
 curl -fsS -X PUT -H "Authorization: Bearer $ROUTER_AGENT_TOKEN" -H 'content-type: application/json' \
   -d "{\"host\":\"127.0.0.1:$OHTTP\",\"manifest\":\"bench/index.m3u8\",\"session\":\"$SESSION\",\"renditions\":[{\"name\":\"720p\"}]}" \
   "http://127.0.0.1:$APORT/origins/bench/streams/bench" > /dev/null
+# TOKEN=1: a token stream, and a token for the edge's paths.
+EPFX=""; MARK=""
+if [ "$TOKEN" = 1 ]; then
+  admin() { curl -fsS -H "Authorization: Bearer $ROUTER_ADMIN_TOKEN" -H 'content-type: application/json' "$@"; }
+  admin -d '{"name":"bench"}' "http://127.0.0.1:$APORT/admin/streams" > /dev/null
+  admin -X PATCH -d '{"playback":"token"}' "http://127.0.0.1:$APORT/admin/streams/bench" > /dev/null
+  PTOKEN=$(admin -d '{"ttl_s":86400}' "http://127.0.0.1:$APORT/admin/streams/bench/playback-tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+  [ -n "$PTOKEN" ] || { echo "no playback token minted" >&2; exit 1; }
+  EPFX="/t/$PTOKEN"; MARK=" (token)"
+fi
 
 # --- the three caches -------------------------------------------------------------
 EPORT=$(free_port); NPORT=$(free_port); VPORT=$(free_port)
@@ -76,7 +96,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # Playlists stay fresh longer than a run so all three serve them from cache.
 "$BIN/edge" --listen "127.0.0.1:$EPORT" --router "http://127.0.0.1:$APORT" --cache-size 256MiB \
   --tls-listen "127.0.0.1:$ETPORT" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
-  --playlist-ttl 1h --threads 2 --log warn $EDGE_ARGS > "$WORK/edge.log" 2>&1 & PIDS+=($!)
+  --playlist-ttl 1h --threads 2 --log warn --playback-key "$PKEY" $EDGE_ARGS > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 wait_for curl -fsS "http://127.0.0.1:$EPORT/healthz"
 
 # Segments and playlists alike stay fresh for the whole run.
@@ -95,8 +115,14 @@ start_varnish "$VPORT" "$OHTTP" "set beresp.ttl = 1h;"
 wait_for curl -fsS "http://127.0.0.1:$VPORT$SEG"
 
 # Warm every cache and check each answers from it.
-for port in $EPORT $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$port$SEG"; curl -fsS -o /dev/null "http://127.0.0.1:$port$PL"; done
-curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
+for port in $NPORT $VPORT; do curl -fsS -o /dev/null "http://127.0.0.1:$port$SEG"; curl -fsS -o /dev/null "http://127.0.0.1:$port$PL"; done
+# The edge learns the policy with the route (a second or so): warm it once
+# it refuses a path without the token.
+if [ "$TOKEN" = 1 ]; then
+  wait_for sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:$EPORT$SEG')\" = 403 ]"
+fi
+curl -fsS -o /dev/null "http://127.0.0.1:$EPORT$EPFX$SEG"; curl -fsS -o /dev/null "http://127.0.0.1:$EPORT$EPFX$PL"
+curl -fsS -D - -o /dev/null "http://127.0.0.1:$EPORT$EPFX$SEG" | grep -qi "x-cache-status: HIT" || { echo "edge did not cache the segment" >&2; exit 1; }
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
 # One wrk run: prints "req/s p99-ms server-CPU-us-per-request".
@@ -122,7 +148,7 @@ for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
   name=${obj%%:*}; path=${obj#*:}
   : > "$WORK/rounds"
   for round in $(seq "$RUNS"); do
-    e=$(run_once "$EPORT" "$path" $EDGE_PIDS)
+    e=$(run_once "$EPORT" "$EPFX$path" $EDGE_PIDS)
     n=$(run_once "$NPORT" "$path" $NGINX_PIDS)
     v=$(run_once "$VPORT" "$path" $VARNISH_PIDS)
     echo "$e $n $v" >> "$WORK/rounds"
@@ -136,18 +162,17 @@ for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
   rn=$(awk '{printf "%.3f\n", $1 / $4}' "$WORK/rounds" | median); rv=$(awk '{printf "%.3f\n", $1 / $7}' "$WORK/rounds" | median)
   wins=$(awk '$1 > $4 && $1 > $7 {w++} END {print w + 0}' "$WORK/rounds")
   echo "$name: edge $e_rps req/s (p99 ${e_p99} ms, ${e_cpu} us CPU/req), nginx $n_rps (p99 ${n_p99} ms, ${n_cpu} us), varnish $v_rps (p99 ${v_p99} ms, ${v_cpu} us); edge led both in $wins of $RUNS rounds"
-  echo "| $(date -u +%F) | $name | $e_rps | $e_p99 | $e_cpu | $n_rps | $n_p99 | $n_cpu | $v_rps | $v_p99 | $v_cpu | $(printf %.2f "$rn") | $(printf %.2f "$rv") | $wins/$RUNS |"
+  echo "| $(date -u +%F) | $name$MARK | $e_rps | $e_p99 | $e_cpu | $n_rps | $n_p99 | $n_cpu | $v_rps | $v_p99 | $v_cpu | $(printf %.2f "$rn") | $(printf %.2f "$rv") | $wins/$RUNS |"
 done
 
 [ "$H2" = 1 ] || exit 0
 NGINX2_PIDS=$(pids_of "nginx-$N2PORT/")
 # --- over HTTPS with HTTP/2: edge and nginx --------------------------------------
-for port in $ETPORT $NTPORT; do
-  for path in "$SEG" "$PL"; do
-    curl -fsS --http2 --cacert "$WORK/tls.crt" -o /dev/null "https://127.0.0.1:$port$path"
-  done
+for path in "$SEG" "$PL"; do
+  curl -fsS --http2 --cacert "$WORK/tls.crt" -o /dev/null "https://127.0.0.1:$ETPORT$EPFX$path"
+  curl -fsS --http2 --cacert "$WORK/tls.crt" -o /dev/null "https://127.0.0.1:$NTPORT$path"
 done
-curl -fsS --http2 --cacert "$WORK/tls.crt" -D - -o /dev/null "https://127.0.0.1:$ETPORT$SEG" | grep -qi "x-cache-status: HIT" \
+curl -fsS --http2 --cacert "$WORK/tls.crt" -D - -o /dev/null "https://127.0.0.1:$ETPORT$EPFX$SEG" | grep -qi "x-cache-status: HIT" \
   || { echo "edge did not answer the segment from its cache over h2" >&2; exit 1; }
 # One h2load run: prints "req/s p99-ms server-CPU-us-per-request".
 run_h2() {  # $1 = port, $2 = path, $3.. = the server's PIDs
@@ -170,7 +195,7 @@ for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
   name=${obj%%:*}; path=${obj#*:}
   : > "$WORK/rounds"
   for round in $(seq "$RUNS"); do
-    e=$(run_h2 "$ETPORT" "$path" $EDGE_PIDS)
+    e=$(run_h2 "$ETPORT" "$EPFX$path" $EDGE_PIDS)
     n=$(run_h2 "$NTPORT" "$path" $NGINX2_PIDS)
     echo "$e $n" >> "$WORK/rounds"
     echo "  $name over h2, round $round: edge $e | nginx $n  (req/s p99-ms cpu-us/req)"
@@ -181,5 +206,5 @@ for obj in "1 MB segment:$SEG" "2 KB playlist:$PL"; do
   rn=$(awk '{printf "%.3f\n", $1 / $4}' "$WORK/rounds" | median)
   wins=$(awk '$1 > $4 {w++} END {print w + 0}' "$WORK/rounds")
   echo "$name over h2: edge $e_rps req/s (p99 ${e_p99} ms, ${e_cpu} us CPU/req), nginx $n_rps (p99 ${n_p99} ms, ${n_cpu} us); edge led in $wins of $RUNS rounds"
-  echo "| $(date -u +%F) | $name, h2 | $e_rps | $e_p99 | $e_cpu | $n_rps | $n_p99 | $n_cpu | $(printf %.2f "$rn") | $wins/$RUNS |"
+  echo "| $(date -u +%F) | $name, h2$MARK | $e_rps | $e_p99 | $e_cpu | $n_rps | $n_p99 | $n_cpu | $(printf %.2f "$rn") | $wins/$RUNS |"
 done

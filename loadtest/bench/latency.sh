@@ -194,7 +194,7 @@ measure() {
     "| \($d) | \($n) | \($s.glassToGlass.p50 | f) | \($s.glassToGlass.p95 | f) | \($s.pdt.p50 | f) | \($s.hlsLatency.p50 | f) | \($s.stalls // "-") | \($s.restarts) | \(fps) | \($s.unreadableFrames) | \($lag) |"' <<<"$summary")")
 }
 PREVIOUS_PAGE='{"liveSyncDurationCount":3,"playlistLoadPolicy":{"default":{"maxTimeToFirstByteMs":5000,"maxLoadTimeMs":10000,"timeoutRetry":{"maxNumRetry":2,"retryDelayMs":500,"maxRetryDelayMs":2000},"errorRetry":{"maxNumRetry":3,"retryDelayMs":500,"maxRetryDelayMs":2000}}}}'
-playable() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
+playable() { curl -fsSL -o /dev/null "$1" 2>/dev/null; }
 # wait_playable URL: up to 30 s for a new stream's first segments.
 wait_playable() { local end=$((SECONDS + 30)); until playable "$1"; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done; }
 

@@ -483,10 +483,11 @@ impl Shared<'_> {
                     then,
                 } => {
                     let answer = match &prefetched {
-                        Some((hinted, Fetched::Ok { body, ttfb, total })) if *hinted == uri => Fetched::Ok {
+                        Some((hinted, Fetched::Ok { body, ttfb, total, url })) if *hinted == uri => Fetched::Ok {
                             body: body.clone(),
                             ttfb: *ttfb,
                             total: *total,
+                            url: url.clone(),
                         },
                         _ => match t.url.join(&uri) {
                             Ok(u) => v.fetch_timed(kind, &u, false).await,

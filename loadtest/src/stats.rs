@@ -189,10 +189,10 @@ impl Stats {
             .map(|h| h.record(micros(total)));
         match kind {
             Kind::Segment => {
-                self.segments_seen.lock().unwrap().insert(url.to_string());
+                self.segments_seen.lock().unwrap().insert(object_of(url).to_string());
             }
             Kind::Part => {
-                self.parts_seen.lock().unwrap().insert(url.to_string());
+                self.parts_seen.lock().unwrap().insert(object_of(url).to_string());
             }
             _ => {}
         }
@@ -373,5 +373,39 @@ impl Stats {
 
     pub fn total_bytes(&self) -> u64 {
         self.kinds.lock().unwrap().values().map(|k| k.bytes).sum()
+    }
+}
+
+/// The object a URL names, without an edge's per-viewer path prefixes (the
+/// playback session `/_v/{sid}` and the token `/t/{token}`): viewers with
+/// different sessions fetch one object under different URLs.
+fn object_of(url: &str) -> &str {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url;
+    };
+    let Some(path_at) = url[start..].find('/').map(|i| start + i) else {
+        return url;
+    };
+    let mut path = &url[path_at..];
+    for prefix in ["/_v/", "/t/"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && let Some(i) = rest.find('/')
+        {
+            path = &rest[i..];
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn objects_are_counted_without_the_edges_viewer_prefixes() {
+        let a = super::object_of("http://127.0.0.1:1/_v/0123456789abcdef/t/k1.5..sig/s/a1/720p/3.m4s");
+        assert_eq!(a, "/s/a1/720p/3.m4s");
+        assert_eq!(
+            super::object_of("http://127.0.0.1:1/s/a1/720p/3.m4s"),
+            "/s/a1/720p/3.m4s"
+        );
     }
 }

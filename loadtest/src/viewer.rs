@@ -218,6 +218,10 @@ pub(crate) enum Fetched {
         ttfb: Duration,
         /// Time to the end of the body.
         total: Duration,
+        /// Where the body came from, after any redirect: the base of the
+        /// relative URIs in it (the edge redirects a multivariant playlist
+        /// into a playback session of the viewer's own).
+        url: Url,
     },
     /// 404 where the caller said it may happen (a preload hint that never
     /// came): not counted as an error, nor as a response.
@@ -231,7 +235,7 @@ impl Fetched {
     /// (what a held request waited is not the network's speed).
     pub(crate) fn rate(&self) -> Option<f64> {
         match self {
-            Fetched::Ok { body, ttfb, total } => {
+            Fetched::Ok { body, ttfb, total, .. } => {
                 Some(body.len() as f64 * 8.0 / (*total - *ttfb).as_secs_f64().max(1e-4))
             }
             _ => None,
@@ -266,6 +270,7 @@ impl Viewer {
         };
         let ttfb = start.elapsed();
         let status = resp.status();
+        let final_url = resp.url().clone();
         let cache = resp
             .headers()
             .get("x-cache-status")
@@ -305,7 +310,12 @@ impl Viewer {
         let total = start.elapsed();
         self.stats
             .response(kind, url.as_str(), ttfb, total, body.len() as u64, cache.as_deref());
-        Fetched::Ok { body, ttfb, total }
+        Fetched::Ok {
+            body,
+            ttfb,
+            total,
+            url: final_url,
+        }
     }
 
     pub(crate) async fn sleep_until_or_stop(&self, until: Instant) -> bool {
@@ -340,15 +350,18 @@ impl Viewer {
         }
     }
 
-    pub async fn run(self) {
-        // The multivariant playlist, retried until it loads.
+    pub async fn run(mut self) {
+        // The multivariant playlist, retried until it loads; what it lists
+        // is relative to where it came from after any redirect.
         let master = loop {
-            match self.fetch(Kind::Multivariant, &self.url).await {
-                Fetch::Ok(body) => match m3u8_rs::parse_master_playlist_res(&body) {
-                    Ok(m) if !m.variants.is_empty() => break m,
+            if let Fetched::Ok { body, url, .. } = self.fetch_timed(Kind::Multivariant, &self.url, false).await {
+                match m3u8_rs::parse_master_playlist_res(&body) {
+                    Ok(m) if !m.variants.is_empty() => {
+                        self.url = url;
+                        break m;
+                    }
                     _ => self.stats.error(Kind::Multivariant, "unparsable".into()),
-                },
-                Fetch::Failed => {}
+                }
             }
             if !self.sleep_until_or_stop(Instant::now() + Duration::from_secs(1)).await {
                 return;

@@ -165,14 +165,22 @@ async function mint(name) {
   $("minted").hidden = false;
 }
 
-function preview(s) {
+async function preview(s) {
   $("preview-name").textContent = s.name;
   const frame = $("preview-frame");
   if (config.public_edge_url) {
+    // A token stream: a short-lived token, minted for this preview and kept
+    // only in the frame's address (never stored).
+    let query = "";
+    if (s.playback === "token") {
+      const r = await act(`Preview token for ${s.name} minted.`,
+        () => api("POST", `/admin/streams/${s.name}/playback-tokens`, { ttl_s: 3600 }));
+      if (!r) return;
+      query = `?token=${encodeURIComponent(r.token)}`;
+    }
     frame.hidden = false;
-    frame.src = edgeUrl(`/watch/${s.name}`);
-    $("preview-note").textContent = s.playback === "token"
-      ? "Token stream: the player page needs a playback URL." : "";
+    frame.src = edgeUrl(`/watch/${s.name}${query}`);
+    $("preview-note").textContent = s.playback === "token" ? "Token stream: played with a token valid for an hour." : "";
   } else {
     frame.hidden = true;
     $("preview-note").textContent = `Set --public-edge-url to preview here; the player is /watch/${s.name} on any edge.`;
