@@ -396,7 +396,7 @@ impl Edge {
 
     /// Whether `req` comes from an edge below this one ([`TIER_HEADER`] with
     /// this edge's agent token, compared in constant time).
-    pub(crate) fn from_edge_below(&self, req: &RequestHeader) -> bool {
+    pub(crate) fn is_from_edge_below(&self, req: &RequestHeader) -> bool {
         use subtle::ConstantTimeEq;
         let (Some(mine), Some(theirs)) = (&self.tier_token, req.headers.get(TIER_HEADER)) else {
             return false;
@@ -695,7 +695,7 @@ impl ProxyHttp for Edge {
         };
         // An edge below fetching through this one (a shield): it has done
         // the viewer's part (token, session, count).
-        let below = self.from_edge_below(session.req_header());
+        let below = self.is_from_edge_below(session.req_header());
         if !below && let Err(denied) = self.gate.check(&route, obj.stream, token.as_deref(), None) {
             return self.deny(session, ctx, denied).await;
         }
