@@ -86,7 +86,7 @@ PUB_END=$((SECONDS + 60 + ${#FAULTS[@]} * (PHASE + 30)))
 ) > "$LOGS/publisher.log" 2>&1 &
 PUBLISHER=$!
 
-playable() { on client curl -fsS "http://$(ip_of "$1"):8081/$STREAM/index.m3u8" | grep -q m3u8; }
+playable() { on client curl -fsSL "http://$(ip_of "$1"):8081/$STREAM/index.m3u8" | grep -q m3u8; }
 all_playable() { playable edge1 && playable edge2; }
 wait_for "the stream through both edges" 40 all_playable
 
@@ -134,7 +134,7 @@ stream_back() {
   local dead=$1 start master uri end=$((SECONDS + 40))
   start=$(now)
   while [ "$SECONDS" -lt "$end" ]; do
-    master=$(on client curl -fsS --max-time 1 "http://$(ip_of edge1):8081/$STREAM/index.m3u8" 2>/dev/null || true)
+    master=$(on client curl -fsSL --max-time 1 "http://$(ip_of edge1):8081/$STREAM/index.m3u8" 2>/dev/null || true)
     uri=$(printf '%s\n' "$master" | grep -m1 'index.m3u8$' || true)
     if [ -n "$uri" ] && [ "$(on client curl -fsS --max-time 1 "$ROUTER/streams/$STREAM" | jq -r '.origins[0].origin')" != "$dead" ] \
       && on client curl -fsS --max-time 1 -o /dev/null "http://$(ip_of edge1):8081/$STREAM/$uri"; then
