@@ -436,6 +436,19 @@ impl HitFirst {
             let Some(p) = plain(&req) else {
                 return Some(stream);
             };
+            // One pass over the headers: the User-Agent (viewer counting
+            // without a session), and whether an edge below sent this (a
+            // shield's traffic goes through pingora's path, which knows to
+            // skip the viewer's checks for it).
+            let mut user_agent = None;
+            for h in req.headers.iter() {
+                if h.name.eq_ignore_ascii_case(crate::proxy::TIER_HEADER) {
+                    return Some(stream);
+                }
+                if user_agent.is_none() && h.name.eq_ignore_ascii_case("user-agent") {
+                    user_agent = Some(h.value);
+                }
+            }
             // The viewer's address places it on an origin for a
             // multivariant playlist; looked up once per connection.
             let ip = *conn.addr.get_or_insert_with(|| {
@@ -443,20 +456,6 @@ impl HitFirst {
                     .get_socket_digest()
                     .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
             });
-            // An edge below (a shield's traffic) goes through pingora's
-            // path, which knows to skip the viewer's checks for it.
-            if req
-                .headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(crate::proxy::TIER_HEADER))
-            {
-                return Some(stream);
-            }
-            let user_agent = req
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
-                .map(|h| h.value);
             let Some((kind, hit)) = self
                 .edge
                 .plain_hit(p.path, p.query, ip, user_agent, conn, wire_head)

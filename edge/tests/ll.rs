@@ -464,6 +464,8 @@ async fn the_specs_400_and_503_answers_through_the_edge() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut last = live.position().await.1;
     loop {
+        // The interval the condition itself needs (two origin reads), in a
+        // loop bounded by `deadline`.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let now = live.position().await.1;
         if now == last {
@@ -569,6 +571,7 @@ async fn the_held_request_bound_is_reached_while_a_stream_plays() {
                 } else {
                     failed.push(status)
                 }
+                // The viewer's pace, not a wait for readiness.
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             (ok, failed)

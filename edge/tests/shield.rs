@@ -115,6 +115,7 @@ async fn viewer(edge: SocketAddr, stream: String, until: Instant, seen: Arc<Mute
                 }
                 Err(e) => {
                     seen.lock().unwrap().errors.push((Instant::now(), e));
+                    // A player's retry interval, not a wait for readiness.
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
@@ -191,6 +192,7 @@ async fn edges_behind_a_shield_cost_the_origin_one_fetch_per_object_and_survive_
             tasks.spawn(viewer(edge, "golive".into(), until, seen));
         }
     }
+    // The measurement window (the viewers play meanwhile), not a readiness wait.
     tokio::time::sleep_until((start + Duration::from_secs(12)).into()).await;
     let fetched = origin_requests(origin, "segment") - before;
     let objects: HashSet<String> = views

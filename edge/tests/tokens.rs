@@ -247,9 +247,17 @@ async fn token_streams_need_a_token_on_every_object_and_share_the_cache() {
     // No token: 403 with a JSON reason on every object kind, on the fast
     // hit path (plain GETs of cached objects) and on pingora's path (a
     // request the fast path does not take), and nothing asked of the origin.
+    // A viewer that claims to be an edge below (`x-dionysia-edge`, the
+    // header shields trust with the shared agent token) is refused alike.
     let before = s.upstream_requests().await;
     for (kind, path) in &public {
-        for headers in [&[][..], &[("connection", "close")][..], &[("range", "bytes=0-")][..]] {
+        for headers in [
+            &[][..],
+            &[("connection", "close")][..],
+            &[("range", "bytes=0-")][..],
+            &[("x-dionysia-edge", "forged-agent-token-0123456789")][..],
+            &[("x-dionysia-edge", "")][..],
+        ] {
             for prefixed in [path.clone(), format!("{sid}{path}")] {
                 let r = s.get(&prefixed, headers).await;
                 assert_eq!(r.status(), StatusCode::FORBIDDEN, "{kind} {prefixed} {headers:?}");
@@ -385,6 +393,7 @@ async fn viewers_are_counted_per_player_and_reported_to_the_router() {
     for _ in 0..5 {
         let v = s.viewers().await.unwrap();
         assert!(v.abs_diff(N) * 20 <= N, "viewers {v} of {N}");
+        // One sample a second over a measurement window, not a readiness wait.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 

@@ -417,7 +417,8 @@ async fn part(st: &ServeState, obj: &ObjectPath<'_>, path: &Path, head: bool) ->
     }
 }
 
-/// A shared playlist text as a response body.
+/// A shared playlist text as a response body: the snapshot's own bytes, not
+/// a copy per answer (a blocking reload wakes every waiter at once).
 struct Bytes(Arc<str>);
 
 impl AsRef<[u8]> for Bytes {
@@ -428,7 +429,7 @@ impl AsRef<[u8]> for Bytes {
 
 impl From<Bytes> for Body {
     fn from(b: Bytes) -> Body {
-        Body::from(b.0.to_string())
+        Body::from(bytes::Bytes::from_owner(b))
     }
 }
 
