@@ -9,7 +9,18 @@
 //! {stream}/{session}/{rendition}/init.mp4      CMAF init segment
 //! {stream}/{session}/{rendition}/{n}.m4s       media segments
 //! {stream}/{session}/{rendition}/{n}.{p}.m4s   part p of segment n (LL-HLS)
+//! {stream}/manifest.mpd                        the live stream as a dynamic DASH MPD
+//! {stream}/thumbnail.jpg                       the live picture (and thumbnail-small.jpg)
+//! {stream}/{session}/vod.m3u8                  a recording: multivariant playlist (VOD)
+//! {stream}/{session}/{rendition}/vod.m3u8      a recording: media playlist (VOD, ENDLIST)
+//! {stream}/{session}/manifest.mpd              a recording as a static DASH MPD
+//! {stream}/{session}/recording.json            a recording's metadata ([`RECORDING_META`]):
+//!                                              written last, so its presence means complete
 //! ```
+//!
+//! A recording's init and media segments are the live session's own
+//! (`{stream}/{session}/{rendition}/...`): one set of bytes serves live, DVR
+//! and the recording.
 //!
 //! `{session}` changes on every publish, so a segment URI is never reused
 //! (a cache can never serve an old session's segment under a new name).
@@ -18,6 +29,19 @@
 pub const PLAYLIST: &str = "index.m3u8";
 /// File name of a rendition's CMAF init segment.
 pub const INIT_SEGMENT: &str = "init.mp4";
+/// File name of a recording's playlists (multivariant under the session,
+/// media under each rendition).
+pub const VOD_PLAYLIST: &str = "vod.m3u8";
+/// File name of a DASH MPD: dynamic under the stream, static under a
+/// recorded session.
+pub const MPD: &str = "manifest.mpd";
+/// File name of a stream's live thumbnail.
+pub const THUMBNAIL: &str = "thumbnail.jpg";
+/// File name of a stream's small live thumbnail.
+pub const THUMBNAIL_SMALL: &str = "thumbnail-small.jpg";
+/// File name of a recorded session's metadata (JSON: `api_types::router::RecordingMeta`),
+/// not served over HTTP.
+pub const RECORDING_META: &str = "recording.json";
 
 /// `{stream}/index.m3u8`: where a stream's multivariant playlist lives.
 pub fn multivariant_path(stream: &str) -> String {
@@ -47,6 +71,16 @@ pub enum ObjectKind {
     Segment,
     /// An LL-HLS partial segment (`{n}.{p}.m4s`): immutable like a segment.
     Part,
+    /// The live stream's dynamic DASH MPD (`{stream}/manifest.mpd`).
+    Mpd,
+    /// A live thumbnail (`{stream}/thumbnail.jpg`, `thumbnail-small.jpg`).
+    Thumbnail,
+    /// A recording's multivariant playlist (`{stream}/{session}/vod.m3u8`).
+    VodMultivariant,
+    /// A recording's media playlist (`{stream}/{session}/{rendition}/vod.m3u8`).
+    VodPlaylist,
+    /// A recording's static DASH MPD (`{stream}/{session}/manifest.mpd`).
+    VodMpd,
 }
 
 impl ObjectKind {
@@ -58,7 +92,21 @@ impl ObjectKind {
             ObjectKind::Init => "init",
             ObjectKind::Segment => "segment",
             ObjectKind::Part => "part",
+            ObjectKind::Mpd => "mpd",
+            ObjectKind::Thumbnail => "thumbnail",
+            ObjectKind::VodMultivariant => "vod_multivariant",
+            ObjectKind::VodPlaylist => "vod_playlist",
+            ObjectKind::VodMpd => "vod_mpd",
         }
+    }
+
+    /// Whether the object belongs to a recording (routed by its session,
+    /// which may no longer be live anywhere).
+    pub fn is_vod(self) -> bool {
+        matches!(
+            self,
+            ObjectKind::VodMultivariant | ObjectKind::VodPlaylist | ObjectKind::VodMpd
+        )
     }
 }
 
@@ -68,7 +116,11 @@ impl ObjectKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectPath<'a> {
     pub stream: &'a str,
-    /// `(session, rendition)` for everything but the multivariant playlist.
+    /// The session, for every object under one (a rendition's objects and
+    /// a recording's session-level playlist and MPD).
+    pub session: Option<&'a str>,
+    /// `(session, rendition)` for a rendition's objects (playlists, init,
+    /// segments, parts).
     pub media: Option<(&'a str, &'a str)>,
     pub kind: ObjectKind,
 }
@@ -81,16 +133,40 @@ pub fn parse_object_path(path: &str) -> Option<ObjectPath<'_>> {
     validate_name("stream name", stream).ok()?;
     let rest: Vec<&str> = parts.collect();
     match rest.as_slice() {
-        [PLAYLIST] => Some(ObjectPath {
-            stream,
-            media: None,
-            kind: ObjectKind::Multivariant,
-        }),
+        [file] => {
+            let kind = match *file {
+                PLAYLIST => ObjectKind::Multivariant,
+                MPD => ObjectKind::Mpd,
+                THUMBNAIL | THUMBNAIL_SMALL => ObjectKind::Thumbnail,
+                _ => return None,
+            };
+            Some(ObjectPath {
+                stream,
+                session: None,
+                media: None,
+                kind,
+            })
+        }
+        [session, file] => {
+            validate_session(session).ok()?;
+            let kind = match *file {
+                VOD_PLAYLIST => ObjectKind::VodMultivariant,
+                MPD => ObjectKind::VodMpd,
+                _ => return None,
+            };
+            Some(ObjectPath {
+                stream,
+                session: Some(session),
+                media: None,
+                kind,
+            })
+        }
         [session, rendition, file] => {
             validate_session(session).ok()?;
             validate_name("rendition", rendition).ok()?;
             let kind = match *file {
                 PLAYLIST => ObjectKind::MediaPlaylist,
+                VOD_PLAYLIST => ObjectKind::VodPlaylist,
                 INIT_SEGMENT => ObjectKind::Init,
                 f => {
                     let number = |n: &str| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
@@ -103,6 +179,7 @@ pub fn parse_object_path(path: &str) -> Option<ObjectPath<'_>> {
             };
             Some(ObjectPath {
                 stream,
+                session: Some(session),
                 media: Some((session, rendition)),
                 kind,
             })
@@ -133,6 +210,18 @@ mod tests {
             parse_object_path("/golive/s1/720p/index.m3u8").unwrap().kind,
             ObjectKind::MediaPlaylist
         );
+        for (path, kind, session) in [
+            ("/golive/manifest.mpd", ObjectKind::Mpd, None),
+            ("/golive/thumbnail.jpg", ObjectKind::Thumbnail, None),
+            ("/golive/thumbnail-small.jpg", ObjectKind::Thumbnail, None),
+            ("/golive/s1/vod.m3u8", ObjectKind::VodMultivariant, Some("s1")),
+            ("/golive/s1/manifest.mpd", ObjectKind::VodMpd, Some("s1")),
+            ("/golive/s1/720p/vod.m3u8", ObjectKind::VodPlaylist, Some("s1")),
+            ("/golive/s1/720p/1.m4s", ObjectKind::Segment, Some("s1")),
+        ] {
+            let p = parse_object_path(path).unwrap();
+            assert_eq!((p.kind, p.session), (kind, session), "{path}");
+        }
         for bad in [
             "",
             "/",
@@ -156,6 +245,12 @@ mod tests {
             "/golive/s1/720p/.1.m4s",
             "/golive/s1/720p/1.2.3.m4s",
             "/golive/s1/720p/1.x.m4s",
+            "/golive/s1/recording.json",
+            "/golive/recording.json",
+            "/golive/s1/thumbnail.jpg",
+            "/golive/s1/720p/manifest.mpd",
+            "/golive/thumbnail.png",
+            "/golive/s.1/vod.m3u8",
         ] {
             assert!(parse_object_path(bad).is_none(), "{bad:?}");
         }

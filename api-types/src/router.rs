@@ -47,6 +47,10 @@ pub struct UpdateStream {
     /// Who may watch: `public` or `token`.
     #[serde(default)]
     pub playback: Option<Playback>,
+    /// Whether each publish session is kept as a recording (VOD) after it
+    /// ends; takes effect at the next publish.
+    #[serde(default)]
+    pub record: Option<bool>,
 }
 
 /// A stream's playback policy.
@@ -95,6 +99,9 @@ pub struct StreamInfo {
     /// Concurrent viewers, summed over the edges reporting within the last
     /// few seconds.
     pub viewers: u64,
+    /// Whether publish sessions are recorded.
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// Shortest playback token lifetime accepted, in seconds.
@@ -216,6 +223,66 @@ pub struct AuthorizeResponse {
     /// The stream's public name: the only identifier used in playback paths.
     pub name: String,
     pub profile: ProfileRef,
+    /// Keep this session as a recording after it ends.
+    #[serde(default)]
+    pub record: bool,
+}
+
+/// `{stream}/{session}/recording.json` (`layout::RECORDING_META`): written by
+/// the origin when a recorded session ends, after its VOD playlists; read by
+/// the discovery agent, which reports it as a [`RecordingReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingMeta {
+    pub stream: String,
+    pub session: String,
+    /// Wall-clock time of the session's first media, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Wall-clock time of the session's end, ms since the Unix epoch.
+    pub ended_at_ms: u64,
+    /// Media duration of the recording (its VOD playlists' total), seconds.
+    pub duration_s: f64,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+}
+
+/// `PUT /origins/{origin_id}/recordings/{name}/{session}`: a discovery agent
+/// reports that its origin holds a complete recording. Heartbeated inside
+/// the answer's TTL like live reports, deleted when the origin removes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingReport {
+    /// `host:port` at which edges reach the origin's HTTP server.
+    pub host: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub duration_s: f64,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+}
+
+/// One entry of `GET /streams/{name}/recordings` (newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Recording {
+    pub session: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub duration_s: f64,
+    /// Path of the recording's VOD multivariant playlist, playable through
+    /// any edge: `/{name}/{session}/vod.m3u8`.
+    pub url: String,
+}
+
+/// `GET /recordings/{name}/{session}`: which origin holds a recording (for
+/// edges, with the edge token like `GET /streams/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingRoute {
+    pub name: String,
+    pub session: String,
+    pub origin: String,
+    pub host: String,
+    /// The stream's playback policy (tokens apply to recordings too).
+    #[serde(default)]
+    pub playback: Playback,
 }
 
 /// Most renditions one report may list (the router refuses more). A

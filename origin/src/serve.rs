@@ -213,6 +213,17 @@ fn answer(
         ),
         ObjectKind::Init => ("video/mp4", immutable),
         ObjectKind::Segment | ObjectKind::Part => ("video/iso.segment", immutable),
+        ObjectKind::Mpd => (
+            "application/dash+xml",
+            format!("public, max-age={}", st.playlist_max_age),
+        ),
+        ObjectKind::Thumbnail => ("image/jpeg", "public, max-age=1".to_string()),
+        // A recording's playlists never change once written (retention
+        // removes them whole).
+        ObjectKind::VodMultivariant | ObjectKind::VodPlaylist => {
+            ("application/vnd.apple.mpegurl", "public, max-age=3600".to_string())
+        }
+        ObjectKind::VodMpd => ("application/dash+xml", "public, max-age=3600".to_string()),
     };
     let len = body.as_ref().len();
     let mut r = if head {

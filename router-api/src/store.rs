@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `stream:{name}` | hash | `key_hash`, `profile`, `enabled` (`1`/`0`), `created_at_ms`, `playback` (`token`; absent: public) |
+//! | `stream:{name}` | hash | `key_hash`, `profile`, `enabled` (`1`/`0`), `created_at_ms`, `playback` (`token`; absent: public), `record` (`1`; absent: not recorded) |
 //! | `key:{sha256(key)}` | string | the stream name: the index `POST /authorize` uses |
 //! | `streams` | set | every stream name |
 //! | `routes:{name}` | hash, TTL | origin id -> JSON [`StoredReport`]; the key's TTL is refreshed by every report |
@@ -116,6 +116,8 @@ pub struct StreamRecord {
     pub enabled: bool,
     pub created_at_ms: u64,
     pub playback: Playback,
+    /// Publish sessions are kept as recordings.
+    pub record: bool,
 }
 
 /// What the router knows about a stream's playback right now.
@@ -413,13 +415,14 @@ impl Store {
         ))
     }
 
-    /// Changes `enabled` and/or `profile`; `None` if the stream does not exist.
+    /// Changes the fields given; `None` if the stream does not exist.
     pub async fn update_stream(
         &self,
         name: &str,
         enabled: Option<bool>,
         profile: Option<&str>,
         playback: Option<Playback>,
+        record: Option<bool>,
     ) -> Result<Option<(StreamRecord, Option<EndedClaim>)>> {
         let k = self.key(&["stream", name]);
         let mut fields: Vec<(&str, String)> = vec![];
@@ -431,6 +434,9 @@ impl Store {
         }
         if let Some(p) = playback {
             fields.push(("playback", p.as_str().into()));
+        }
+        if let Some(r) = record {
+            fields.push(("record", if r { "1" } else { "0" }.into()));
         }
         let mut ended = None;
         if !fields.is_empty() {
@@ -808,6 +814,7 @@ fn parse_stream(name: &str, mut h: HashMap<String, String>) -> Result<Option<Str
         } else {
             Playback::Public
         },
+        record: h.get("record").map(String::as_str) == Some("1"),
     }))
 }
 

@@ -26,6 +26,7 @@ fn info(r: StreamRecord, live: Live) -> StreamInfo {
         origins: live.origins,
         playback: r.playback,
         viewers: live.viewers,
+        record: r.record,
     }
 }
 
@@ -108,7 +109,7 @@ pub async fn update(
     }
     let (rec, ended) = st
         .store
-        .update_stream(&name, req.enabled, req.profile.as_deref(), req.playback)
+        .update_stream(&name, req.enabled, req.profile.as_deref(), req.playback, req.record)
         .await?
         .ok_or_else(|| not_found(&name))?;
     if let Some(c) = ended {

@@ -73,6 +73,7 @@ pub async fn authorize(
                     Ok(Json(AuthorizeResponse {
                         name: r.name,
                         profile: ProfileRef { name: r.profile },
+                        record: r.record,
                     }))
                 }
                 Claim::HeldBy(holder) => {
