@@ -35,13 +35,18 @@ use tokio_util::task::TaskTracker;
 /// How long the end of a publish may take to flush its last fragments.
 const DRAIN: Duration = Duration::from_millis(700);
 /// How often a live publish renews its claim with the router API (the
-/// router's claim lives 6 s).
-pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// router's claim lives 6 s, and another origin may take it over after
+/// 1.6 s without a renewal).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// How long a publish waits for a stream claimed by another origin: longer
 /// than the router's claim lifetime, so a publisher that moves from an origin
-/// that died gets in as soon as the dead origin's claim expires, while one
-/// racing a live origin (which renews) is refused.
+/// that died gets in as soon as the router lets it take the dead origin's
+/// claim over (1.6 s after its last renewal), while one racing a live origin
+/// (which renews) is refused.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(7);
+/// How often a waiting publish asks again: the claim is taken over within
+/// this of the moment the router allows it.
+const CLAIM_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Error)]
 pub enum PublishError {
@@ -383,7 +388,7 @@ async fn authorize(
                 tokio::select! {
                     _ = ctx.shutdown.cancelled() => return Err(PublishError::ShuttingDown),
                     // A retry interval, not a readiness wait.
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(CLAIM_RETRY) => {}
                 }
             }
             r => return Ok(r?),

@@ -24,7 +24,10 @@
 //! A claim is taken by `POST /authorize`, renewed by the publishing origin
 //! every few seconds (`PUT /claims/{name}`, with the key it was given) and
 //! lives [`CLAIM_TTL`] unless renewed, so an origin that dies frees its
-//! streams within that time. Disabling, deleting or rotating a stream's key
+//! streams within that time; sooner for its own publisher: an authorize with
+//! the stream's key takes over a claim whose origin has missed its renewals
+//! for [`CLAIM_TAKEOVER`] (the publisher reconnected elsewhere: only the key's
+//! holder can present it). Disabling, deleting or rotating a stream's key
 //! drops its claim and its routes ([`Store::revoke`]): the next renewal is
 //! refused and the origin ends the publish. Taking and renewing a claim are
 //! one script that also checks the key and `enabled`. A claim's session
@@ -77,10 +80,24 @@ impl From<redis::RedisError> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// How long a claim lives without renewal. Origins renew every 2 s, so a
-/// claim survives two lost renewals; a dead origin frees its streams this
-/// fast (a publisher moving to another origin waits at most that long).
+/// How long a claim lives without renewal. Origins renew every second, so a
+/// claim survives five lost renewals (a router or Redis failover); a dead
+/// origin frees its streams this fast (and its own publisher, moving to
+/// another origin, sooner: [`CLAIM_TAKEOVER`]).
 pub const CLAIM_TTL: Duration = Duration::from_secs(6);
+
+/// How long a claim's origin may go without renewing before an authorize
+/// with the stream's key takes the claim over. Origins renew every second,
+/// so this is one missed renewal plus margin for a slow answer. A publisher
+/// that moves from an origin that died (HAProxy sends its reconnect to
+/// another) is let in this long after the death, not [`CLAIM_TTL`]; two
+/// live publishers with one key still cannot take turns, since a live
+/// origin keeps renewing.
+pub const CLAIM_TAKEOVER: Duration = Duration::from_millis(1600);
+
+/// How often [`Store::put_viewers`] reads an edge's previous report again
+/// when a concurrent report from the same edge changed it.
+const PUT_VIEWERS_ATTEMPTS: usize = 3;
 
 /// Outcome of taking or renewing a stream's claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +222,7 @@ struct Scripts {
     release_claim: Script,
     revoke: Script,
     put_viewers: Script,
-    sweep_claims: Script,
+    sweep_claim: Script,
 }
 
 impl Store {
@@ -476,7 +493,8 @@ impl Store {
     /// Takes or renews `name`'s claim for (`origin`, `session`), in one
     /// script, if the key hashing to `key_hash` still maps to `name`, the
     /// stream is enabled, and no other origin holds the claim (an expired
-    /// claim is taken again). Checking the key in the same script as the
+    /// claim is taken again, and an authorize takes over one whose origin
+    /// has not renewed it for [`CLAIM_TAKEOVER`]). Checking the key in the same script as the
     /// claim means a disable or rotation cannot slip between the two and leave
     /// a claim behind that [`Store::revoke`] already dropped.
     ///
@@ -494,6 +512,7 @@ impl Store {
             self.key(&["claim-info"]),
         );
         let ttl = CLAIM_TTL.as_millis() as u64;
+        let takeover_below = (CLAIM_TTL - CLAIM_TAKEOVER).as_millis() as u64;
         let expires = now_ms() + ttl;
         let mode = match by {
             ClaimBy::Authorize => "authorize",
@@ -514,6 +533,7 @@ impl Store {
                     .arg(ttl)
                     .arg(mode)
                     .arg(expires)
+                    .arg(takeover_below)
                     .invoke_async(&mut c)
                     .await
             })
@@ -577,45 +597,80 @@ impl Store {
     /// router instance sharing this Redis: the `stream.ended` sweep.
     pub async fn sweep_expired_claims(&self, limit: usize) -> Result<Vec<EndedClaim>> {
         let (k_claims, k_info) = (self.key(&["claims"]), self.key(&["claim-info"]));
-        let claim_prefix = self.key(&["claim", ""]);
         let now = now_ms();
-        let flat: Vec<String> = self
-            .run(|mut c| async move {
-                self.scripts
-                    .sweep_claims
-                    .key(k_claims)
-                    .key(k_info)
-                    .arg(now)
-                    .arg(limit)
-                    .arg(claim_prefix)
-                    .invoke_async(&mut c)
-                    .await
-            })
+        let k = k_claims.clone();
+        // The due names first, then one script per name with its claim key
+        // in `KEYS` (Cluster-safe); a name renewed in between is rescheduled
+        // by its script.
+        let due: Vec<String> = self
+            .run(|mut c| async move { c.zrangebyscore_limit(k, "-inf", now, 0, limit as isize).await })
             .await?;
-        Ok(flat
-            .chunks_exact(2)
-            .filter_map(|p| EndedClaim::parse(&p[0], &p[1]))
-            .collect())
+        let mut ended = vec![];
+        for name in due {
+            let (k_claims, k_info, k_claim) = (k_claims.clone(), k_info.clone(), self.key(&["claim", &name]));
+            let n = name.clone();
+            let value: Option<String> = self
+                .run(|mut c| async move {
+                    self.scripts
+                        .sweep_claim
+                        .key(k_claims)
+                        .key(k_info)
+                        .key(k_claim)
+                        .arg(now)
+                        .arg(n)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            if let Some(v) = value.and_then(|v| EndedClaim::parse(&name, &v)) {
+                ended.push(v);
+            }
+        }
+        Ok(ended)
     }
 
     // ----- viewers -------------------------------------------------------
 
     /// Replaces `edge`'s viewer counts; returns the TTL applied.
+    ///
+    /// The script gets every key through `KEYS` (Cluster-safe with a
+    /// hash-tagged prefix): the streams of the edge's previous report are
+    /// read first and passed in, and the script refuses to run on a
+    /// previous report that changed meanwhile (then it is read again).
     pub async fn put_viewers(&self, edge: &str, streams: &BTreeMap<String, u64>) -> Result<Duration> {
         let k_edge = self.key(&["edge-viewers", edge]);
-        let viewers_prefix = self.key(&["viewers", ""]);
         let ttl_ms = self.viewer_ttl.as_millis() as u64;
-        let now = now_ms();
-        self.run(|mut c| async move {
-            let mut inv = self.scripts.put_viewers.key(k_edge);
-            inv.arg(edge).arg(viewers_prefix).arg(ttl_ms).arg(now + ttl_ms);
+        let names = streams.keys().map(String::as_str).collect::<Vec<_>>().join(" ");
+        for _ in 0..PUT_VIEWERS_ATTEMPTS {
+            let k = k_edge.clone();
+            let previous: Option<String> = self.run(|mut c| async move { c.get(k).await }).await?;
+            let previous = previous.unwrap_or_default();
+            let mut counts: BTreeMap<&str, String> =
+                previous.split_whitespace().map(|n| (n, "-".to_string())).collect();
             for (name, count) in streams {
-                inv.arg(name).arg(*count);
+                counts.insert(name, count.to_string());
             }
-            inv.invoke_async::<i64>(&mut c).await
-        })
-        .await?;
-        Ok(self.viewer_ttl)
+            let now = now_ms();
+            let answer: String = self
+                .run(|mut c| {
+                    let mut inv = self.scripts.put_viewers.key(&k_edge);
+                    for name in counts.keys() {
+                        inv.key(self.key(&["viewers", name]));
+                    }
+                    inv.arg(edge).arg(ttl_ms).arg(now + ttl_ms).arg(&previous).arg(&names);
+                    for count in counts.values() {
+                        inv.arg(count);
+                    }
+                    async move { inv.invoke_async(&mut c).await }
+                })
+                .await?;
+            if answer == "ok" {
+                return Ok(self.viewer_ttl);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the edge's previous viewer report changed during every attempt".into(),
+        ))
     }
 
     // ----- discovery reports and routes ------------------------------------
@@ -871,9 +926,11 @@ impl Scripts {
             ),
             // KEYS: key index, stream hash, claim, claims zset, claim-info
             // hash. ARGV: name, origin, session, ttl ms, 'authorize' |
-            // 'renew', expiry ms. The claim's value is 'origin session';
-            // origin ids and sessions have no spaces. 'new' when no claim
-            // was held (the stream goes live).
+            // 'renew', expiry ms, the PTTL under which an authorize takes
+            // over another origin's claim. The claim's value is 'origin
+            // session'; origin ids and sessions have no spaces. 'new' when
+            // no claim was held (the stream goes live), 'new|{old value}'
+            // when an expired or taken-over claim is replaced.
             claim: Script::new(
                 r"
                 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'revoked' end
@@ -883,9 +940,17 @@ impl Scripts {
                 local v = redis.call('GET', KEYS[3])
                 if v then
                     local holder = string.match(v, '^(%S+)')
-                    if holder ~= ARGV[2] then return holder end
-                    if ARGV[5] == 'authorize' then value = v end
-                    answer = 'ok'
+                    if holder ~= ARGV[2] then
+                        -- Another origin's: taken over by an authorize only
+                        -- when that origin stopped renewing it.
+                        if ARGV[5] ~= 'authorize' or redis.call('PTTL', KEYS[3]) > tonumber(ARGV[7]) then
+                            return holder
+                        end
+                        answer = 'new|' .. v
+                    else
+                        if ARGV[5] == 'authorize' then value = v end
+                        answer = 'ok'
+                    end
                 else
                     local stale = redis.call('HGET', KEYS[5], ARGV[1])
                     if stale then answer = 'new|' .. stale end
@@ -916,57 +981,50 @@ impl Scripts {
                 redis.call('HDEL', KEYS[5], ARGV[1])
                 return v",
             ),
-            // KEYS: claims zset, claim-info hash. ARGV: now ms, limit,
-            // claim-key prefix. Returns name, 'origin session' pairs of
-            // claims that expired; a claim still there (renewed meanwhile)
-            // is rescheduled rather than reported.
-            sweep_claims: Script::new(
+            // KEYS: claims zset, claim-info hash, the claim. ARGV: now ms,
+            // name. The claim's 'origin session' when it expired (and its
+            // schedule and info are dropped); nil when it is still there
+            // (renewed meanwhile: rescheduled) or another sweep took it.
+            sweep_claim: Script::new(
                 r"
-                local out = {}
-                local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-                for _, name in ipairs(due) do
-                    local ttl = redis.call('PTTL', ARGV[3] .. name)
-                    if ttl > 0 then
-                        redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + ttl, name)
-                    else
-                        local v = redis.call('HGET', KEYS[2], name)
-                        redis.call('ZREM', KEYS[1], name)
-                        redis.call('HDEL', KEYS[2], name)
-                        if v then
-                            table.insert(out, name)
-                            table.insert(out, v)
-                        end
-                    end
+                local ttl = redis.call('PTTL', KEYS[3])
+                if ttl > 0 then
+                    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + ttl, ARGV[2])
+                    return false
                 end
-                return out",
+                local due = redis.call('ZSCORE', KEYS[1], ARGV[2])
+                if not due or tonumber(due) > tonumber(ARGV[1]) then return false end
+                local v = redis.call('HGET', KEYS[2], ARGV[2])
+                redis.call('ZREM', KEYS[1], ARGV[2])
+                redis.call('HDEL', KEYS[2], ARGV[2])
+                return v",
             ),
-            // KEYS: edge-viewers string. ARGV: edge id, viewers-key prefix,
-            // ttl ms, expiry ms, then name, count pairs. Drops the edge's
-            // field from the streams its previous report listed and this one
-            // does not.
+            // KEYS: edge-viewers string, then the viewers hash of every
+            // stream in this report or the edge's previous one. ARGV: edge
+            // id, ttl ms, expiry ms, the previous report's names as read
+            // before the call ('' for none), this report's names ('' for
+            // none), then one count per viewers hash ('-': this report does
+            // not list it). 'retry' when the previous report changed
+            // meanwhile (a concurrent report from the same edge: the caller
+            // reads it again).
             put_viewers: Script::new(
                 r"
-                local now = {}
-                local names = {}
-                for i = 5, #ARGV, 2 do
-                    now[ARGV[i]] = true
-                    table.insert(names, ARGV[i])
-                    local k = ARGV[2] .. ARGV[i]
-                    redis.call('HSET', k, ARGV[1], ARGV[i + 1] .. ' ' .. ARGV[4])
-                    redis.call('PEXPIRE', k, ARGV[3])
-                end
-                local old = redis.call('GET', KEYS[1])
-                if old then
-                    for name in string.gmatch(old, '%S+') do
-                        if not now[name] then redis.call('HDEL', ARGV[2] .. name, ARGV[1]) end
+                if (redis.call('GET', KEYS[1]) or '') ~= ARGV[4] then return 'retry' end
+                for i = 2, #KEYS do
+                    local count = ARGV[i + 4]
+                    if count == '-' then
+                        redis.call('HDEL', KEYS[i], ARGV[1])
+                    else
+                        redis.call('HSET', KEYS[i], ARGV[1], count .. ' ' .. ARGV[3])
+                        redis.call('PEXPIRE', KEYS[i], ARGV[2])
                     end
                 end
-                if #names > 0 then
-                    redis.call('SET', KEYS[1], table.concat(names, ' '), 'PX', ARGV[3])
+                if ARGV[5] ~= '' then
+                    redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
                 else
                     redis.call('DEL', KEYS[1])
                 end
-                return #names",
+                return 'ok'",
             ),
         }
     }

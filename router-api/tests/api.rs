@@ -141,7 +141,26 @@ async fn authorize_answers_name_and_profile_or_403() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ok, json!({"name": "golive", "profile": {"name": "default"}}));
+    assert_eq!(
+        ok,
+        json!({"name": "golive", "profile": {"name": "default"}, "record": false})
+    );
+    // The stream's record setting reaches the origin in the answer.
+    let patched = h
+        .admin(Method::PATCH, "/admin/streams/golive")
+        .json(&json!({"record": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    assert_eq!(patched.json::<Value>().await.unwrap()["record"], true);
+    let ok: Value = auth(json!({"key": key, "origin": "origin-a", "session": "s1"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["record"], true);
 
     // Unknown, empty, huge and near-miss keys all get the same 403.
     let mut near = key.clone();
@@ -260,6 +279,20 @@ async fn claims_keep_a_stream_on_one_origin_and_revocation_ends_them() {
     assert_eq!(auth("origin-b", "s2").await.unwrap().status(), 200);
     // An expired claim is taken again by a renewal.
     h.redis.cli(&["DEL", "dionysia:claim:golive"]);
+    assert_eq!(renew(&key, "origin-b", "s2").await.unwrap().status(), 200);
+    // A holder that stopped renewing (its origin died; the claim's PTTL set
+    // as 2 s without a renewal leaves it): its publisher, reconnected to
+    // another origin, takes the claim over on authorize, while a renewal by
+    // another origin still cannot; the old holder's next renewal is refused.
+    h.redis.cli(&["PEXPIRE", "dionysia:claim:golive", "4300"]);
+    assert_error(renew(&key, "origin-c", "s4").await.unwrap(), 409).await;
+    assert_eq!(auth("origin-c", "s4").await.unwrap().status(), 200);
+    assert_eq!(h.redis.cli(&["GET", "dionysia:claim:golive"]).trim(), "origin-c s4");
+    assert_error(renew(&key, "origin-b", "s2").await.unwrap(), 409).await;
+    // One renewal period late is not stale: no take-over.
+    h.redis.cli(&["PEXPIRE", "dionysia:claim:golive", "4700"]);
+    assert_error(auth("origin-b", "s2").await.unwrap(), 409).await;
+    assert_eq!(release("origin-c", "s4").await.unwrap().status(), 204);
     assert_eq!(renew(&key, "origin-b", "s2").await.unwrap().status(), 200);
 
     // Revocation: a wrong key, a disabled stream, a rotated key, a deleted

@@ -227,6 +227,31 @@ async fn every_operation_works_on_redis_cluster_with_a_hash_tagged_prefix() {
         .unwrap();
     assert_eq!(route["origins"][0]["origin"], "origin-a", "{route}");
     ok(client.get(url_of("/streams")).send().await.unwrap(), 200, "live list");
+    // Viewer counts: a report, then one that no longer lists the stream.
+    for streams in [json!({"golive": 3}), json!({})] {
+        ok(
+            agent(Method::PUT, "/viewers/edge-a")
+                .json(&json!({"streams": streams}))
+                .send()
+                .await
+                .unwrap(),
+            200,
+            "viewers",
+        );
+    }
+    assert_eq!(cli(port, &["EXISTS", "{dionysia}:viewers:golive"]).trim(), "0");
+    // The webhook sweep of an expired claim (its key gone, its schedule due).
+    cli(port, &["DEL", "{dionysia}:claim:golive"]);
+    cli(port, &["ZADD", "{dionysia}:claims", "0", "golive"]);
+    wait_until("the sweep to take the expired claim", Duration::from_secs(10), || {
+        cli(port, &["ZCARD", "{dionysia}:claims"]).trim() == "0"
+    });
+    assert_eq!(cli(port, &["HLEN", "{dionysia}:claim-info"]).trim(), "0");
+    ok(
+        agent(Method::PUT, "/claims/golive").json(&auth).send().await.unwrap(),
+        200,
+        "renew after the sweep",
+    );
     ok(
         agent(Method::DELETE, "/origins/origin-a/streams/golive")
             .send()
