@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             .time_to_live(proxy::REFUSED_FOR)
             .build(),
         write_timeout: s.write_timeout,
+        failover_wait: s.failover_wait,
         shields: Arc::new(shield::Shields::new(&s.shields)?),
         gate,
         tier_token: s.agent_token.as_deref().map(Arc::from),

@@ -67,7 +67,15 @@ pub struct Metrics {
     pub ll_answers: [IntCounter; 6],
     /// Requests held now (blocking reloads and parts not written yet).
     pub held_requests: IntGauge,
+    /// Media playlist requests that waited for a moved publisher's new
+    /// session, by [`FAILOVER_OUTCOMES`].
+    pub failover_waits: [IntCounter; 2],
 }
+
+/// How a wait for a moved publisher's session ended
+/// (`edge_failover_waits_total{outcome}`): redirected to the new session,
+/// or none came within `--failover-wait`.
+pub const FAILOVER_OUTCOMES: [&str; 2] = ["moved", "timeout"];
 
 /// Counts a connection as open while alive.
 pub struct OpenConnection(IntGauge);
@@ -179,8 +187,18 @@ impl Metrics {
             "Requests held now: blocking reloads and parts not written yet (bounded by --max-held-requests)",
         )
         .unwrap();
+        let failover_waits = IntCounterVec::new(
+            Opts::new(
+                "edge_failover_waits_total",
+                "Media playlist requests whose origin was gone that waited for the publisher's new session \
+                 (--failover-wait), by outcome: redirected to it, or none came",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(failover_waits.clone()),
             Box::new(upstream_requests.clone()),
             Box::new(ll_answers.clone()),
             Box::new(held_requests.clone()),
@@ -200,6 +218,7 @@ impl Metrics {
         let route_lookups = ["cached", "fetched", "stale", "unknown"].map(|s| route_lookups.with_label_values(&[s]));
         let timed_out = ["head", "idle", "write"].map(|s| timed_out.with_label_values(&[s]));
         let ll_answers = LL_OUTCOMES.map(|s| ll_answers.with_label_values(&[s]));
+        let failover_waits = FAILOVER_OUTCOMES.map(|s| failover_waits.with_label_values(&[s]));
         Metrics {
             registry,
             requests,
@@ -216,6 +235,7 @@ impl Metrics {
             upstream_requests,
             ll_answers,
             held_requests,
+            failover_waits,
         }
     }
 

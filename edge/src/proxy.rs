@@ -103,6 +103,9 @@ pub struct Edge {
     /// session here because pingora makes HTTP/2 sessions itself
     /// ([`crate::tls`]); `hits` sets it on HTTP/1 ones.
     pub write_timeout: Duration,
+    /// How long a media playlist of a gone session waits for the
+    /// publisher's next one (`--failover-wait`; see [`Edge::await_successor`]).
+    pub failover_wait: Duration,
     /// Shield edges to fetch through instead of the origins (`--shield`).
     pub shields: Arc<Shields>,
     /// Playback tokens of token streams ([`crate::playback`]).
@@ -114,6 +117,10 @@ pub struct Edge {
     /// The viewer counter ([`crate::viewers`]).
     pub viewers: Arc<Viewers>,
 }
+
+/// How often a request waiting for a moved publisher's session looks at
+/// the route again (coalesced: see [`RouteTable::recheck`]).
+const FAILOVER_POLL: Duration = crate::routes::RECHECK_EVERY;
 
 /// How long an origin that refused a connection is passed over.
 pub const REFUSED_FOR: Duration = Duration::from_secs(5);
@@ -392,6 +399,95 @@ impl Edge {
             },
         };
         found.map_or(Placement::Nowhere, Placement::Origin)
+    }
+
+    /// A media playlist request of `rendition` whose session (`gone`) has
+    /// no live origin (it refuses connections, or no longer reports it)
+    /// and no successor yet: the publisher is probably moving (its origin
+    /// died and HAProxy sent its reconnect elsewhere), which takes a few
+    /// seconds. Waits, counted as a held request, up to `--failover-wait`
+    /// for another session of the stream to be routed, and returns the
+    /// redirect's path to it; `None` when none came, at the held-request
+    /// bound, or when the wait is off.
+    async fn await_successor(
+        &self,
+        stream: &str,
+        rendition: &str,
+        gone: &str,
+        viewer: Option<IpAddr>,
+    ) -> Option<String> {
+        if self.failover_wait.is_zero() {
+            return None;
+        }
+        // Only a rendition the stream has (the dead origin's report still
+        // lists it): a made-up path is answered at once, never held.
+        let (Ok(Some(route)), _) = self.routes.lookup(stream).await else {
+            return None;
+        };
+        if !route
+            .origins
+            .iter()
+            .any(|o| o.renditions.iter().any(|r| r.name == rendition))
+        {
+            return None;
+        }
+        let _held = self.live.hold()?;
+        let deadline = Instant::now() + self.failover_wait;
+        loop {
+            if let Ok(Some(route)) = self.routes.recheck(stream).await {
+                let others: Vec<&RouteOrigin> = route
+                    .origins
+                    .iter()
+                    .filter(|o| o.session != gone && !self.refused.contains_key(&o.origin))
+                    .collect();
+                if let Some(next) = successor(&others, stream, rendition, viewer) {
+                    self.metrics.failover_waits[0].inc();
+                    return Some(format!("/{stream}/{}/{rendition}/index.m3u8", next.session));
+                }
+            }
+            if Instant::now() + FAILOVER_POLL > deadline {
+                self.metrics.failover_waits[1].inc();
+                tracing::info!(
+                    stream,
+                    session = gone,
+                    rendition,
+                    "no other session of the stream within --failover-wait"
+                );
+                return None;
+            }
+            // A poll interval within the deadline, not a readiness wait.
+            tokio::time::sleep(FAILOVER_POLL).await;
+        }
+    }
+
+    /// A session whose media an edge below asks this shield for and that
+    /// this shield's route does not list yet (the publisher just moved, and
+    /// the edge below learnt it first): waits, counted as a held request, up to
+    /// `--failover-wait` for the route to list it; the route and the
+    /// origin's index in it.
+    async fn await_session(&self, stream: &str, wanted: &str) -> Option<(Arc<Route>, usize)> {
+        if self.failover_wait.is_zero() {
+            return None;
+        }
+        let _held = self.live.hold()?;
+        let deadline = Instant::now() + self.failover_wait;
+        loop {
+            if let Ok(Some(route)) = self.routes.recheck(stream).await
+                && let Some(i) = route.origins.iter().position(|o| o.session == wanted)
+            {
+                return Some((route, i));
+            }
+            if Instant::now() + FAILOVER_POLL > deadline {
+                tracing::info!(
+                    stream,
+                    session = wanted,
+                    "an edge below asked for a session not routed within --failover-wait"
+                );
+                return None;
+            }
+            // A poll interval within the deadline, not a readiness wait.
+            tokio::time::sleep(FAILOVER_POLL).await;
+        }
     }
 
     /// Whether `req` comes from an edge below this one ([`TIER_HEADER`] with
@@ -728,15 +824,54 @@ impl ProxyHttp for Edge {
         }
         // Media of a known session goes to the origin holding that session;
         // only new viewers and moved sessions need a placement.
+        let mut route = route;
+        // A session this route does not list may be newer than the route
+        // (a publisher that just moved, learnt by the viewer from another
+        // tier or edge first): the route is asked again before the
+        // request is placed elsewhere (coalesced: `RouteTable::recheck`).
+        if let Some(wanted) = obj.session
+            && !route.origins.iter().any(|o| o.session == wanted)
+            && let Ok(Some(newer)) = self.routes.recheck(obj.stream).await
+        {
+            route = newer;
+        }
         let chosen = match self.placement(&obj, &route, Self::viewer(session)) {
             Placement::Origin(i) => i,
+            // An edge below asks for media of a session it has been routed
+            // to: a shield does not send it elsewhere (a segment or part
+            // is that session's), it waits for its own route to list that
+            // session too. Media playlists are moved as for viewers (the
+            // edge below follows and checks the router again itself).
+            _ if below && obj.session.is_some() && obj.kind != ObjectKind::MediaPlaylist => {
+                match self.await_session(obj.stream, obj.session.unwrap_or_default()).await {
+                    Some((newer, i)) => {
+                        route = newer;
+                        i
+                    }
+                    None => return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await,
+                }
+            }
             Placement::Redirect(location) => {
                 let location = format!("{}{location}", ctx.prefix);
                 return self
                     .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                     .await;
             }
-            Placement::Nowhere => return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await,
+            Placement::Nowhere => {
+                // A media playlist of a session no origin reports any more,
+                // with no other session yet: the publisher may be moving.
+                if let Some((gone, rendition)) = obj.media.filter(|_| obj.kind == ObjectKind::MediaPlaylist)
+                    && let Some(location) = self
+                        .await_successor(obj.stream, rendition, gone, Self::viewer(session))
+                        .await
+                {
+                    let location = format!("{}{location}", ctx.prefix);
+                    return self
+                        .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+                        .await;
+                }
+                return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
+            }
         };
         let req = session.req_header();
         let (target, directives) = match target_of(&obj, req.uri.path(), req.uri.query()) {
@@ -1003,12 +1138,18 @@ impl ProxyHttp for Edge {
         // pingora closes the connection after a failed request: every answer
         // here says so, or a viewer reusing the connection meets a reset.
         session.set_keepalive(None);
-        // An origin that cannot be reached for a media playlist: send the
-        // player to the same rendition on another live origin.
+        // An origin that cannot be reached for a media playlist (refused,
+        // or its connection dropped: a killed origin): send the player to
+        // the same rendition on another live origin, or wait a moment for
+        // the publisher's next session there.
         if ctx.kind == Some(ObjectKind::MediaPlaylist)
             && matches!(
                 e.etype(),
-                ErrorType::ConnectRefused | ErrorType::ConnectTimedout | ErrorType::ConnectError
+                ErrorType::ConnectRefused
+                    | ErrorType::ConnectTimedout
+                    | ErrorType::ConnectError
+                    | ErrorType::ConnectionClosed
+                    | ErrorType::ReadError
             )
             && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin().map(|o| o.origin.clone()))
         {
@@ -1017,24 +1158,31 @@ impl ProxyHttp for Edge {
                 .into_iter()
                 .filter(|o| o.origin != origin)
                 .collect();
-            if let Some(obj) = parse_object_path(&path)
-                && let Some((_, rendition)) = obj.media
-                && let Some(next) = successor(&others, obj.stream, rendition, Self::viewer(session))
-            {
-                let location = format!(
-                    "{}/{}/{}/{}/index.m3u8",
-                    ctx.prefix, obj.stream, next.session, rendition
-                );
-                if self
-                    .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
+            let viewer = Self::viewer(session);
+            let location = match parse_object_path(&path).and_then(|obj| Some((obj.stream, obj.media?))) {
+                Some((stream, (gone, rendition))) => match successor(&others, stream, rendition, viewer) {
+                    Some(next) => Some(format!("/{stream}/{}/{rendition}/index.m3u8", next.session)),
+                    None => self.await_successor(stream, rendition, gone, viewer).await,
+                },
+                None => None,
+            };
+            if let Some(location) = location
+                && self
+                    .answer(
+                        session,
+                        ctx,
+                        302,
+                        &[("location", format!("{}{location}", ctx.prefix))],
+                        "",
+                        "REDIRECT",
+                    )
                     .await
                     .is_ok()
-                {
-                    return FailToProxy {
-                        error_code: 302,
-                        can_reuse_downstream: true,
-                    };
-                }
+            {
+                return FailToProxy {
+                    error_code: 302,
+                    can_reuse_downstream: true,
+                };
             }
         }
         // A held request the origin did not answer within the hold timeout:
@@ -1053,6 +1201,36 @@ impl ProxyHttp for Edge {
                 .await;
             return FailToProxy {
                 error_code: 503,
+                can_reuse_downstream: false,
+            };
+        }
+        // A part (typically a preload hint) whose origin is gone (refused,
+        // or the connection dropped: a killed origin): it will never come
+        // from there. Answered as the origin answers a hinted part that
+        // never comes, 404, which players take as a miss; the playlist
+        // reload beside it moves the player on.
+        if ctx.kind == Some(ObjectKind::Part)
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectRefused
+                    | ErrorType::ConnectTimedout
+                    | ErrorType::ConnectError
+                    | ErrorType::ConnectionClosed
+                    | ErrorType::ReadError
+            )
+        {
+            let _ = self
+                .answer(
+                    session,
+                    ctx,
+                    404,
+                    &[],
+                    "the part will not come: its origin is gone\n",
+                    "ERROR",
+                )
+                .await;
+            return FailToProxy {
+                error_code: 404,
                 can_reuse_downstream: false,
             };
         }

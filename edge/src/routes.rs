@@ -66,7 +66,17 @@ pub struct RouteTable {
     /// Every live stream (`GET /streams`), for the player page's list.
     live: Cache<(), Arc<LiveSet>>,
     last_live: Mutex<Option<(Arc<LiveSet>, Instant)>>,
+    /// Answers of [`RouteTable::recheck`], kept [`RECHECK_EVERY`].
+    rechecked: Cache<String, Option<Arc<Route>>>,
 }
+
+/// How often requests waiting for a moved publisher's session may have a
+/// stream's route asked again ([`RouteTable::recheck`]).
+pub const RECHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// Most streams re-checked at once (only streams with waiting requests
+/// are: a publisher moving).
+const MAX_RECHECKED: u64 = 10_000;
 
 /// How long a stream the router suddenly calls "not live" keeps its last
 /// good route (see the module documentation).
@@ -88,7 +98,28 @@ impl RouteTable {
             stale_for,
             live: Cache::builder().max_capacity(1).time_to_live(fresh_for).build(),
             last_live: Mutex::default(),
+            rechecked: Cache::builder()
+                .max_capacity(MAX_RECHECKED)
+                .time_to_live(RECHECK_EVERY)
+                .build(),
         })
+    }
+
+    /// The route of `stream` asked of the router again, sooner than
+    /// `fresh_for` allows: for requests waiting for a moved publisher's new
+    /// session, which the router knows a moment after it is reported.
+    /// Coalesced and kept [`RECHECK_EVERY`], so however many requests wait,
+    /// a stream costs the router five look-ups a second per edge at most,
+    /// and only while they wait. The answer also refreshes the route that
+    /// [`RouteTable::lookup`] serves.
+    pub async fn recheck(&self, stream: &str) -> Result<Option<Arc<Route>>, RouteError> {
+        let route = self
+            .rechecked
+            .try_get_with(stream.to_string(), self.fetch(stream))
+            .await
+            .map_err(|e| (*e).clone())?;
+        self.fresh.insert(stream.to_string(), route.clone()).await;
+        Ok(route)
     }
 
     /// Every live stream, with the same freshness, coalescing and

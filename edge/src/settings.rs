@@ -157,6 +157,17 @@ pub struct Settings {
     #[arg(long, env = "EDGE_HOLD_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
     pub hold_timeout: Duration,
 
+    /// How long a media playlist request whose session's origin is gone
+    /// (refuses connections, or no longer holds the session) waits for the
+    /// publisher's new session on another origin, before the edge answers
+    /// the error. A publisher that HAProxy moves after its origin died is
+    /// live again a few seconds later (reconnect, the router's claim
+    /// take-over, the first segment, the report): waiting, counted as a
+    /// held request, turns that gap into one slow reload and a redirect
+    /// instead of errors. 0 turns it off.
+    #[arg(long, env = "EDGE_FAILOVER_WAIT", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub failover_wait: Duration,
+
     /// Most requests held at once (LL-HLS blocking reloads and parts not
     /// written yet); more are answered 503 with Retry-After. Each also
     /// holds a connection (--http-max-connections).

@@ -548,9 +548,26 @@ impl Shared<'_> {
             Some((uri.clone(), a))
         });
         t.prefetched = hinted.filter(|(_, a)| matches!(a, Fetched::Ok { .. }));
-        let Fetched::Ok { body, .. } = answer else {
+        let Fetched::Ok {
+            body, url: answered, ..
+        } = answer
+        else {
             return v.sleep_until_or_stop(Instant::now() + RETRY).await;
         };
+        // Redirected to another session (the edge moves a player whose
+        // origin died to the publisher's new session): its playlist
+        // replaces the copy, and loading goes on from its first segment
+        // (the play-out jumps the hole in the dates, as a player does).
+        let moved = answered.path() != t.url.path();
+        if moved {
+            t.url = answered;
+            t.url.set_query(None);
+            t.pl = None;
+            t.init_loaded = false;
+            t.full_reload = false;
+            t.prefetched = None;
+            t.anchor = None;
+        }
         let parsed = match Playlist::parse(&body) {
             Ok(p) => p,
             Err(_) => {
@@ -579,6 +596,9 @@ impl Shared<'_> {
         }
         let Some(pl) = t.pl.as_mut() else { return self.live() };
         date_if_undated(pl, &mut t.anchor);
+        if moved && t.pos.is_some() {
+            t.pos = pl.segments.first().map(|s| Pos { msn: s.msn, part: 0 });
+        }
         // Pacing where the server does not hold the request: polling every
         // part target (half a target duration after ENDLIST), and never a
         // loop that asks again at once for what it just did not get.
@@ -587,7 +607,7 @@ impl Shared<'_> {
             Some(pl.target_duration.max(0.1) / 2.0)
         } else if !pl.server_control.can_block_reload {
             Some(part)
-        } else if asked.is_some_and(|a| pl.next_pos() <= a) {
+        } else if !moved && asked.is_some_and(|a| pl.next_pos() <= a) {
             // A blocking answer that does not hold what was asked (a cache
             // answering an older copy).
             Some(part / 2.0)

@@ -471,9 +471,18 @@ impl Viewer {
             last_segment: 0.0,
             rate: None,
         };
-        let Fetch::Ok(body) = self.fetch(Kind::Playlist, &track.url).await else {
+        let Fetched::Ok { body, url, .. } = self.fetch_timed(Kind::Playlist, &track.url, false).await else {
             return out;
         };
+        // Redirected to another session (the edge moves a player whose
+        // origin died to the publisher's new session): follow it there,
+        // from its first segment, as a player does at a discontinuity.
+        let moved = url.path() != track.url.path() && track.next_seq.is_some();
+        if url.path() != track.url.path() {
+            track.url = url;
+            track.url.set_query(None);
+            track.init_loaded = false;
+        }
         let text = String::from_utf8_lossy(&body).into_owned();
         out.changed = text != track.last_text;
         track.last_text = text;
@@ -485,6 +494,9 @@ impl Viewer {
         out.last_segment = pl.segments.last().map_or(0.0, |s| f64::from(s.duration));
         let first_seq = pl.media_sequence;
         let last_seq = first_seq + pl.segments.len() as u64;
+        if moved {
+            track.next_seq = Some(first_seq);
+        }
         if track.next_seq.is_none() {
             // Not started: start once the playlist is HOLD-BACK long.
             track.next_seq = start_seq(&pl);

@@ -86,9 +86,21 @@ struct Rendition {
     /// and the running time it started at.
     building: Option<(Duration, Vec<u8>)>,
     measured_peak_bps: u64,
+    /// Low-latency: its first [`EARLY_PLAYABLE`] of parts is written and
+    /// measured, so the multivariant playlist need not wait for its first
+    /// whole segment.
+    early: bool,
     bytes: u64,
     media: Duration,
 }
+
+/// Low-latency: how much of its first segment's parts each rendition needs
+/// before the multivariant playlist is written (and the stream reported):
+/// PART-HOLD-BACK's worth, what a player joins with. A publisher that moves
+/// to this origin after its own died is playable this soon after it
+/// starts, instead of after a whole first segment (measured in
+/// `loadtest/tests/failover.rs`).
+const EARLY_PLAYABLE: Duration = Duration::from_secs(1);
 
 struct State {
     renditions: BTreeMap<String, Rendition>,
@@ -200,6 +212,7 @@ impl SessionWriter {
                 pending: None,
                 building: None,
                 measured_peak_bps: 0,
+                early: false,
                 bytes: 0,
                 media: Duration::ZERO,
             },
@@ -304,18 +317,35 @@ impl SessionWriter {
         }
         let (_, bytes) = r.building.get_or_insert_with(|| (p.pts, Vec::new()));
         bytes.extend_from_slice(&p.data);
+        let building_bytes = bytes.len();
         // The preload hint: the first part of the next segment once this one
         // has (about) its target duration, else the next part of this one.
         let lasted = r.playlist.building().map_or(Duration::ZERO, Segment::duration);
         let half_part = self.part_target.unwrap_or_default() / 2;
         let segment = self.low_latency.map_or(self.target, |l| l.segment);
+        if !st.multivariant_written && !r.early && lasted >= EARLY_PLAYABLE.min(segment) {
+            // Its bitrate over these parts (the first whole segment raises
+            // the measure, but the multivariant playlist is written once).
+            let bps = (building_bytes as f64 * 8.0 / lasted.as_secs_f64().max(0.001)) as u64;
+            r.measured_peak_bps = r.measured_peak_bps.max(bps);
+            r.early = true;
+        }
         let hint = if lasted + half_part >= segment {
             (sequence + 1, 0)
         } else {
             (sequence, index + 1)
         };
         r.playlist.set_hint(Some(hint));
-        self.publish_playlists(st, Some(name))
+        self.publish_playlists(st, Some(name))?;
+        if !st.multivariant_written
+            && st
+                .renditions
+                .values()
+                .all(|r| r.early || r.playlist.segments().next().is_some())
+        {
+            self.write_multivariant(st)?;
+        }
+        Ok(())
     }
 
     /// Low-latency: the segment in progress is complete.
@@ -452,7 +482,9 @@ impl SessionWriter {
                 Kind::Video { nominal_bps, .. } | Kind::Audio { nominal_bps } => nominal_bps,
             };
             let average = if r.media.is_zero() {
-                0
+                // Low-latency, before the first whole segment: what its
+                // first parts measured.
+                r.measured_peak_bps
             } else {
                 (r.bytes as f64 * 8.0 / r.media.as_secs_f64()) as u64
             };
@@ -465,7 +497,8 @@ impl SessionWriter {
                 uri: layout::media_playlist_uri(&self.session, name),
                 codec: r.codec.clone().unwrap_or_default(),
                 // Peak: the larger of what was asked of the encoder and what
-                // the first segment measured, with headroom for later peaks.
+                // the first segment (or, low-latency, its first parts)
+                // measured, with headroom for later peaks.
                 peak_bps: (nominal.unwrap_or(0).max(r.measured_peak_bps) as f64 * 1.25) as u64,
                 average_bps: nominal.unwrap_or(average),
                 resolution,
@@ -480,7 +513,7 @@ impl SessionWriter {
         for (name, r) in st
             .renditions
             .iter()
-            .filter(|(_, r)| r.playlist.segments().next().is_some())
+            .filter(|(_, r)| r.early || r.playlist.segments().next().is_some())
         {
             match r.kind {
                 Kind::Video { .. } => video.push(info(name, r)),
@@ -843,6 +876,9 @@ mod low_latency_tests {
         for i in 0..4u32 {
             chunk(&w, "360p", PART * i, i == 0, format!("moof{i}").as_bytes());
             chunk(&w, "audio", PART * i, i == 0, b"moofa");
+            // Playable once every rendition has a second of parts
+            // (EARLY_PLAYABLE), not only after a whole segment.
+            assert_eq!(w.is_playable(), i >= 1, "part {i}");
             assert!(dir.join(format!("0.{i}.m4s")).exists());
             assert!(!dir.join("0.m4s").exists(), "a segment waits for the next to start");
             let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
@@ -861,7 +897,11 @@ mod low_latency_tests {
             );
         }
         assert_eq!(std::fs::read(dir.join("0.1.m4s")).unwrap(), b"moof1-mdat");
-        assert!(!w.is_playable());
+        let master = std::fs::read_to_string(d.path().join("golive/index.m3u8")).unwrap();
+        assert!(
+            master.contains("s1/360p/index.m3u8") && master.contains("s1/audio/index.m3u8"),
+            "{master}"
+        );
         // Segment 1 starts: segment 0 is written whole, from its parts.
         chunk(&w, "360p", PART * 4, true, b"moof4");
         assert_eq!(
