@@ -6,7 +6,9 @@
 #   router     kill a router API (HAProxy sends requests to the other)
 #   origin     kill the origin that holds the publisher (HAProxy moves it)
 #   partition  cut an edge off from the router API
-#   netem      100 ms delay + 1 % loss on the publisher's origin (tc netem)
+#   netem      100 ms delay + 1 % loss on the publisher's origin (tc netem, or
+#              testkit's user-space netem on an NFQUEUE rule where the kernel
+#              has no sch_netem)
 #   shield     kill the shield (the edges go to the origins themselves)
 # For each: viewer errors, stalls, and the time from the fault until every
 # viewer plays again (no stall and no error after it), written to
@@ -116,8 +118,17 @@ wait_audience() {
   for e in edge1 edge2; do wait "$(cat "$OUT/$name/$e.pid")" || true; done
 }
 
-NETEM=1
-if ! on client tc qdisc add dev lo root netem delay 1ms 2>/dev/null; then NETEM=0
+# Delay and loss: `tc netem` where the kernel has sch_netem, else the same
+# from user space (testkit's `netem` on an NFQUEUE rule: see its docs).
+NETEM=tc
+if ! on client tc qdisc add dev lo root netem delay 1ms 2>/dev/null; then
+  if command -v iptables >/dev/null 2>&1 && [ -x "$BIN/netem" ] \
+    && on client iptables -A OUTPUT -o lo -p udp --dport 9 -j NFQUEUE --queue-num 9 --queue-bypass 2>/dev/null; then
+    on client iptables -D OUTPUT -o lo -p udp --dport 9 -j NFQUEUE --queue-num 9 --queue-bypass
+    NETEM=nfqueue
+  else
+    NETEM=none
+  fi
 else on client tc qdisc del dev lo root 2>/dev/null || true; fi
 
 # The killed primary comes back as a replica of the master Sentinel chose.
@@ -162,9 +173,17 @@ inject() {
       BACK_PID=$! ;;
     partition) on edge1 ip route add unreachable "$(ip_of lb)/32"; HEAL="on edge1 ip route del unreachable $(ip_of lb)/32" ;;
     netem)
+      # On what the publisher's origin sends (egress of its link), as
+      # `tc qdisc add dev eth0 root netem` does.
       VICTIM=$(publisher_origin)
-      on "$VICTIM" tc qdisc add dev eth0 root netem delay 100ms loss 1%
-      HEAL="on $VICTIM tc qdisc del dev eth0 root" ;;
+      if [ "$NETEM" = tc ]; then
+        on "$VICTIM" tc qdisc add dev eth0 root netem delay 100ms loss 1%
+        HEAL="on $VICTIM tc qdisc del dev eth0 root"
+      else
+        start "$VICTIM" netem "$BIN/netem" --queue 0 --delay 100ms --loss 1% --for "$((PHASE + 60))s"
+        on "$VICTIM" iptables -A OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass
+        HEAL="on $VICTIM iptables -D OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass; stop netem"
+      fi ;;
     shield) stop shield KILL; HEAL="start_host shield" ;;
   esac
 }
@@ -211,6 +230,7 @@ run_phase() {
     local extra='{}'
     if [ -n "${BACK_PID:-}" ]; then wait "$BACK_PID" || true; BACK_PID=""; fi
     if [ -s "$OUT/$name/stream_back_s" ]; then extra="{\"stream_back_s\": $(cat "$OUT/$name/stream_back_s")}"; fi
+    [ "$name" = netem ] && extra=$(jq -c --arg m "$NETEM" '. + {method: $m}' <<< "$extra")
     RESULTS+=("$(summary "$name" "${fault_t/null/0}" | jq -c --argjson x "$extra" '. + $x')")
   else
     RESULTS+=("{\"fault\":\"$name\",\"error\":\"no report\"}")
@@ -219,9 +239,9 @@ run_phase() {
 
 run_phase baseline
 for f in "${FAULTS[@]}"; do
-  if [ "$f" = netem ] && [ "$NETEM" = 0 ]; then
-    echo "== netem: SKIPPED (this kernel has no sch_netem)"
-    RESULTS+=("{\"fault\":\"netem\",\"skipped\":\"this kernel has no sch_netem (tc netem)\"}")
+  if [ "$f" = netem ] && [ "$NETEM" = none ]; then
+    echo "== netem: SKIPPED (this kernel has no sch_netem, and NFQUEUE rules cannot be set)"
+    RESULTS+=("{\"fault\":\"netem\",\"skipped\":\"no sch_netem (tc netem) and no NFQUEUE (iptables, testkit netem)\"}")
     continue
   fi
   run_phase "$f"

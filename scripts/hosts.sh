@@ -226,7 +226,7 @@ up() {
     echo "the hosts are up already (scripts/hosts.sh down first)" >&2
     exit 1
   fi
-  for b in router-api origin discovery edge loadtest; do
+  for b in router-api origin discovery edge loadtest netem; do
     if [ ! -x "$BIN/$b" ]; then cargo build --workspace --bins --quiet; break; fi
   done
   mkdir -p "$LOGS" "$STATE/pids"

@@ -18,6 +18,8 @@ PACKAGES=(
   redis-server redis-tools ffmpeg wrk haproxy nginx-light libnginx-mod-rtmp varnish
   # socket statistics (ss), read by the edge tests
   iproute2
+  # the chaos suite's delay and loss where the kernel has no sch_netem (NFQUEUE rules for testkit's netem)
+  iptables
   # the edge's HTTPS: self-signed pairs (stack, tests) and an HTTP/2 load client (h2load, loadtest/bench/edge.sh)
   openssl nghttp2-client
   # validation of docker-compose.yml (no Docker engine is needed for `config`)
