@@ -321,3 +321,76 @@ fn thumbnails_of_a_transcoded_stream() {
 fn thumbnails_of_a_passthrough_stream_with_b_frames() {
     thumbnails("passthrough", "thumbs-source", "source", H264_BFRAMES);
 }
+
+/// Publishes `profile` to `stream` on `stack`'s first origin (10 s), waits
+/// until the source's media playlist lists `segments` segments; returns the
+/// publisher and the playlist's path.
+fn publish_until(stack: &Stack, stream: &str, segments: u64) -> (testkit::Process, String) {
+    let key = stack.create_stream_with(stream, Some("passthrough"));
+    let origin = stack.origins[0].http;
+    let url = format!("rtmp://{}/live/{key}", stack.origins[0].rtmp);
+    let publisher = ffmpeg_publish(&url, "flv", 20, H264);
+    let mut playlist = String::new();
+    wait_until("the source's media playlist", Duration::from_secs(30), || {
+        let Some(m) = text(origin, &format!("/{stream}/index.m3u8")) else {
+            return false;
+        };
+        match m.lines().find(|l| l.ends_with("/source/index.m3u8")) {
+            Some(p) => {
+                playlist = format!("/{stream}/{p}");
+                true
+            }
+            None => false,
+        }
+    });
+    wait_until(&format!("{segments} segments"), Duration::from_secs(30), || {
+        text(origin, &playlist)
+            .and_then(|p| last_segment(&p))
+            .is_some_and(|n| n + 1 >= segments)
+    });
+    (publisher, playlist)
+}
+
+#[test]
+fn no_thumbnails_when_turned_off() {
+    testkit::assert_help_documents(testkit::bin_path("origin"), &["--thumbnails", "ORIGIN_THUMBNAILS"]);
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stack = Stack::new();
+    stack.add_origin_with("origin-a", &["--thumbnails", "false"]);
+    let origin = stack.origins[0].http;
+    let (_publisher, _) = publish_until(&stack, "nothumbs", 4);
+    for name in ["thumbnail.jpg", "thumbnail-small.jpg"] {
+        let a = get(origin, &format!("/nothumbs/{name}")).unwrap();
+        assert_eq!(a.status, 404, "{name}");
+        assert_eq!(a.header("cache-control"), Some("no-store"));
+    }
+    let metrics = text(origin, "/metrics").unwrap();
+    assert_eq!(metric(&metrics, "origin_thumbnails_written_total{size=\"full\"}"), 0.0);
+}
+
+/// A thumbnail that cannot be written (a folder holds its name) is logged
+/// and counted; the other size is still made and the stream plays on.
+#[test]
+fn a_thumbnail_that_cannot_be_written_leaves_the_stream_playing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stack = Stack::new();
+    stack.add_origin("origin-a");
+    let (origin, out) = (stack.origins[0].http, stack.origins[0].out.path().to_path_buf());
+    std::fs::create_dir_all(out.join("blocked/thumbnail.jpg/in-the-way")).unwrap();
+    let (_publisher, playlist) = publish_until(&stack, "blocked", 3);
+    let before = last_segment(&text(origin, &playlist).unwrap()).unwrap();
+    wait_until("failed writes counted", Duration::from_secs(20), || {
+        text(origin, "/metrics").is_some_and(|m| metric(&m, "origin_thumbnail_failures_total{reason=\"write\"}") >= 3.0)
+    });
+    let small = get_ok(origin, "/blocked/thumbnail-small.jpg").expect("the small thumbnail is made");
+    assert_eq!(&small[..2], &[0xff, 0xd8], "a JPEG");
+    // Still live: new segments keep coming, no ENDLIST.
+    wait_until("segments after the failures", Duration::from_secs(10), || {
+        text(origin, &playlist)
+            .and_then(|p| last_segment(&p))
+            .is_some_and(|n| n >= before + 3)
+    });
+    let listed = text(origin, &playlist).unwrap();
+    assert!(!listed.contains("#EXT-X-ENDLIST"), "{listed}");
+    assert!(stack.origins[0].process.log().contains("cannot write a thumbnail"));
+}

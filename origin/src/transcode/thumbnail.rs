@@ -411,6 +411,62 @@ impl Drop for Decoder {
 mod tests {
     use super::*;
 
+    /// One H.264 keyframe (AVC, access unit) of a 320x180 test picture.
+    fn keyframe() -> (gst::Caps, gst::Buffer) {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "videotestsrc num-buffers=1 ! video/x-raw,width=320,height=180 ! x264enc ! h264parse \
+             ! video/x-h264,stream-format=avc,alignment=au ! appsink name=out",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink
+            .try_pull_sample(gst::ClockTime::from_seconds(10))
+            .expect("a keyframe");
+        pipeline.set_state(gst::State::Null).unwrap();
+        (sample.caps().unwrap().to_owned(), sample.buffer_owned().unwrap())
+    }
+
+    /// A keyframe that makes no picture is logged and counted; the next
+    /// one makes both thumbnails. (A corrupt keyframe comes out as a
+    /// concealed picture; a stream whose caps say no size makes none.)
+    #[test]
+    fn a_keyframe_without_pictures_is_counted_and_the_next_makes_thumbnails() {
+        let (caps, good) = keyframe();
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let service = Arc::new(Thumbnails::new(true, metrics.clone(), Duration::from_secs(1)));
+        let (tx, rx) = sync_channel(4);
+        let out = Out {
+            dir: dir.path().to_path_buf(),
+            stream: "s".into(),
+            service,
+        };
+        let thread = std::thread::spawn(move || run(rx, out));
+        let sizeless = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build();
+        for caps in [sizeless, caps] {
+            tx.send(Job {
+                caps,
+                buffer: good.clone(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        thread.join().unwrap();
+        assert_eq!(metrics.thumbnail_failures.with_label_values(&["decode"]).get(), 1);
+        assert_eq!(metrics.thumbnails_written.with_label_values(&["full"]).get(), 1);
+        assert_eq!(metrics.thumbnails_written.with_label_values(&["small"]).get(), 1);
+        let full = std::fs::read(dir.path().join(THUMBNAIL)).unwrap();
+        assert_eq!(&full[..2], &[0xff, 0xd8], "a JPEG");
+        assert!(dir.path().join(THUMBNAIL_SMALL).exists());
+    }
+
     #[test]
     fn fit_keeps_the_aspect_and_never_upscales() {
         assert_eq!(fit(1280, 720, (1, 1), FULL_WIDTH), (640, 360));
