@@ -40,6 +40,7 @@ use api_types::layout::{THUMBNAIL, THUMBNAIL_SMALL};
 use gst::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,7 +61,11 @@ pub struct Thumbnails {
     /// The max-age of a stream that is not live here (its last thumbnail
     /// no longer changes; the default profile's segment duration).
     fallback: Duration,
-    segments: Mutex<HashMap<String, Duration>>,
+    /// Stream -> (the live writer's number, its segment duration).
+    segments: Mutex<HashMap<String, (u64, Duration)>>,
+    /// Numbers writers, so that a publish ending late leaves its
+    /// successor's entry alone.
+    writers: AtomicU64,
 }
 
 impl Thumbnails {
@@ -70,6 +75,7 @@ impl Thumbnails {
             metrics,
             fallback,
             segments: Mutex::default(),
+            writers: AtomicU64::new(0),
         }
     }
 
@@ -81,8 +87,7 @@ impl Thumbnails {
             .lock()
             .expect("thumbnails lock")
             .get(stream)
-            .copied()
-            .unwrap_or(self.fallback);
+            .map_or(self.fallback, |(_, segment)| *segment);
         segment.as_secs_f64().round().max(1.0) as u64
     }
 
@@ -92,10 +97,11 @@ impl Thumbnails {
         if !self.enabled {
             return None;
         }
+        let id = self.writers.fetch_add(1, Ordering::Relaxed);
         self.segments
             .lock()
             .expect("thumbnails lock")
-            .insert(stream.to_string(), segment);
+            .insert(stream.to_string(), (id, segment));
         let (tx, rx) = sync_channel::<Job>(1);
         let out = Out {
             dir: output_dir.join(stream),
@@ -112,6 +118,7 @@ impl Thumbnails {
         Some(ThumbnailWriter {
             tx,
             stream: stream.to_string(),
+            id,
             segment,
             last: Mutex::new(None),
             service: self.clone(),
@@ -134,6 +141,8 @@ struct Job {
 pub struct ThumbnailWriter {
     tx: SyncSender<Job>,
     stream: String,
+    /// This writer's number in [`Thumbnails`].
+    id: u64,
     segment: Duration,
     /// PTS of the last keyframe taken.
     last: Mutex<Option<gst::ClockTime>>,
@@ -194,7 +203,7 @@ impl Drop for ThumbnailWriter {
         // The thumbnail stays on disk; its max-age falls back once the
         // stream is not live here.
         let mut segments = self.service.segments.lock().expect("thumbnails lock");
-        if segments.get(&self.stream) == Some(&self.segment) {
+        if segments.get(&self.stream).is_some_and(|(id, _)| *id == self.id) {
             segments.remove(&self.stream);
         }
     }
@@ -465,6 +474,22 @@ mod tests {
         let full = std::fs::read(dir.path().join(THUMBNAIL)).unwrap();
         assert_eq!(&full[..2], &[0xff, 0xd8], "a JPEG");
         assert!(dir.path().join(THUMBNAIL_SMALL).exists());
+    }
+
+    #[test]
+    fn max_age_is_the_live_publishs_segment_even_when_an_old_one_ends_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Arc::new(Thumbnails::new(true, Arc::new(Metrics::new()), Duration::from_secs(2)));
+        assert_eq!(service.max_age("s"), 2, "not live: the fallback");
+        let old = service.writer(dir.path(), "s", Duration::from_secs(1)).unwrap();
+        assert_eq!(service.max_age("s"), 1);
+        let new = service.writer(dir.path(), "s", Duration::from_secs(4)).unwrap();
+        drop(old);
+        assert_eq!(service.max_age("s"), 4, "the old publish's end leaves the new one's");
+        drop(new);
+        assert_eq!(service.max_age("s"), 2);
+        let off = Arc::new(Thumbnails::new(false, Arc::new(Metrics::new()), Duration::from_secs(2)));
+        assert!(off.writer(dir.path(), "s", Duration::from_secs(1)).is_none());
     }
 
     #[test]
