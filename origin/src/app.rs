@@ -58,6 +58,9 @@ impl Listeners {
 /// Runs the origin until `shutdown` resolves; see the module doc.
 pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     transcode::init()?;
+    if s.thumbnails {
+        transcode::thumbnail::check_elements()?;
+    }
     let profiles = Profiles::load(s.profiles.as_deref())?;
     std::fs::create_dir_all(&s.output_dir)
         .with_context(|| format!("cannot create --output-dir {}", s.output_dir.display()))?;

@@ -52,6 +52,26 @@ pub const SMALL_WIDTH: u32 = 160;
 /// How long the thread waits for a keyframe's pictures.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Fails when a GStreamer element thumbnails need is missing (call after
+/// [`super::init`]).
+pub fn check_elements() -> Result<(), super::TranscodeError> {
+    for needed in [
+        "h264parse",
+        "avdec_h264",
+        "videoscale",
+        "videoconvert",
+        "tee",
+        "jpegenc",
+    ] {
+        if gst::ElementFactory::find(needed).is_none() {
+            return Err(super::TranscodeError::Gst(format!(
+                "GStreamer element {needed} is missing (run scripts/setup.sh, or start with --thumbnails false)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The origin's thumbnail service: whether thumbnails are made, and each
 /// live stream's segment duration (the Cache-Control max-age of its
 /// thumbnails).
