@@ -6,8 +6,8 @@
 //
 // Steps: sign in; create `spare`, rotate its key, delete it; create `golive`
 // ({"step":"created","key"} is printed: the test publishes with it); wait
-// until it shows live with 3 viewers; set the token policy and mint a
-// playback URL; screenshot; disable it and wait until it shows disabled
+// until it shows live with 3 viewers and its thumbnail; set the token
+// policy and mint a playback URL; screenshot; disable it and wait until it shows disabled
 // with no origin. Every wait is bounded; the whole run by SECONDS.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -93,9 +93,15 @@ try {
     const v = document.querySelector('tr[data-stream="golive"] td.viewers');
     return v && v.textContent === "3";
   }, null, { timeout: 30000 });
+  // The live thumbnail, through the edge (the page's CSP lets it in).
+  await page.waitForFunction(() => {
+    const img = document.querySelector('tr[data-stream="golive"] img.thumb');
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: 30000 });
   const live = rowOf("golive");
   say({
     step: "live",
+    thumbnail: await live.locator("img.thumb").evaluate((img) => [img.naturalWidth, img.naturalHeight]),
     origins: await live.locator("td.origins").textContent(),
     renditions: await live.locator("td.renditions").textContent(),
     viewers: await live.locator("td.viewers").textContent(),

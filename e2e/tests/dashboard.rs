@@ -1,7 +1,7 @@
 //! The router API's dashboard driven by headless Chromium
 //! (`e2e/browser/dashboard.mjs`): sign in, create a stream, publish to it with
 //! ffmpeg, see it live with its viewers (fed by `PUT /viewers` from here, as an
-//! edge would), set its playback policy, mint a playback URL, open the
+//! edge would) and its thumbnail (from the edge), set its playback policy, mint a playback URL, open the
 //! preview, disable it and see it go. Writes the screenshot to
 //! `target/dashboard.png` (copy it to `docs/dashboard.png` to refresh the docs).
 
@@ -145,6 +145,11 @@ fn dashboard_manages_a_live_stream() {
     let live = wait_step(&mut driver, "live", Duration::from_secs(90), &mut report);
     assert_eq!(live["origins"], "origin-a");
     assert_eq!(live["viewers"], "3");
+    assert_eq!(
+        live["thumbnail"],
+        serde_json::json!([160, 90]),
+        "the small live thumbnail, from the edge"
+    );
     assert!(live["renditions"].as_str().unwrap().contains("kb/s"), "{live}");
 
     let minted = wait_step(&mut driver, "minted", Duration::from_secs(30), &mut report);

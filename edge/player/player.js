@@ -70,7 +70,19 @@
         if (s.name === state.stream) li.className = "current";
         const a = document.createElement("a");
         a.href = `/watch/${s.name}`;
-        a.textContent = s.name;
+        if (s.thumbnail) {
+          // The live picture, remade every segment; a new query each
+          // refresh makes the browser ask again (the edge ignores it and
+          // answers from its cache, fresh for a segment).
+          const img = document.createElement("img");
+          img.className = "thumb";
+          img.alt = "";
+          img.width = 160;
+          img.src = `${s.thumbnail}?t=${Date.now()}`;
+          img.addEventListener("error", () => img.remove());
+          a.append(img);
+        }
+        a.append(s.name);
         li.append(a, ` (${s.renditions.join(", ")})`);
         ul.append(li);
       }

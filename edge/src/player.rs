@@ -7,7 +7,8 @@
 //! its path; the edge serves the same page for every stream and never puts
 //! a request's text into it.
 
-use api_types::{Route, validate_name};
+use api_types::layout::THUMBNAIL_SMALL;
+use api_types::{Playback, Route, validate_name};
 use bytes::Bytes;
 
 const PAGE: &str = include_str!("../player/watch.html");
@@ -67,8 +68,10 @@ pub fn request(path: &str) -> Request {
     }
 }
 
-/// The live list the page shows: names and rendition names, nothing about
-/// origins (viewers need not know where streams are held).
+/// The live list the page shows: names, rendition names and the small live
+/// thumbnail's path (`null` for a token stream: it needs a token the list
+/// has not), nothing about origins (viewers need not know where streams are
+/// held).
 pub fn live_list_json(routes: &[Route]) -> Bytes {
     let streams: Vec<serde_json::Value> = routes
         .iter()
@@ -78,7 +81,8 @@ pub fn live_list_json(routes: &[Route]) -> Bytes {
                 .first()
                 .map(|o| o.renditions.iter().map(|x| x.name.as_str()).collect())
                 .unwrap_or_default();
-            serde_json::json!({ "name": r.name, "renditions": renditions })
+            let thumbnail = (r.playback == Playback::Public).then(|| format!("/{}/{THUMBNAIL_SMALL}", r.name));
+            serde_json::json!({ "name": r.name, "renditions": renditions, "thumbnail": thumbnail })
         })
         .collect();
     Bytes::from(serde_json::json!({ "streams": streams }).to_string())
@@ -113,6 +117,22 @@ mod tests {
             assert_eq!(request(bad), Request::NotFound, "{bad}");
         }
         assert!(!owns("/watchers/index.m3u8"));
+    }
+
+    #[test]
+    fn the_live_list_points_at_thumbnails_of_public_streams_only() {
+        let route = |name: &str, playback| Route {
+            name: name.into(),
+            manifest: format!("/{name}/index.m3u8"),
+            host: String::new(),
+            origins: vec![],
+            playback,
+            viewers: 0,
+        };
+        let list = live_list_json(&[route("open", Playback::Public), route("paid", Playback::Token)]);
+        let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
+        assert_eq!(v["streams"][0]["thumbnail"], "/open/thumbnail-small.jpg");
+        assert!(v["streams"][1]["thumbnail"].is_null());
     }
 
     #[test]

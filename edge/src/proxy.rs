@@ -218,6 +218,24 @@ pub(crate) fn target_of(
     Ok((target, q))
 }
 
+/// Longest a thumbnail is kept fresh, whatever its origin says.
+const MAX_THUMBNAIL_TTL: Duration = Duration::from_secs(10);
+
+/// How long a live thumbnail is fresh: the origin remakes it every segment
+/// and says so in its `Cache-Control: max-age` (the segment duration);
+/// 1 s without one, at most [`MAX_THUMBNAIL_TTL`].
+fn thumbnail_ttl(resp: &ResponseHeader) -> Duration {
+    resp.headers
+        .get(http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok())
+        })
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+        .min(MAX_THUMBNAIL_TTL)
+}
+
 /// A blocking reload's `(msn, part)`.
 fn blocking(q: &HlsQuery) -> Option<(u64, Option<u64>)> {
     q.msn.map(|m| (m, q.part))
@@ -909,6 +927,7 @@ impl ProxyHttp for Edge {
             (200, Some(ObjectKind::Segment | ObjectKind::Init | ObjectKind::Part)) => self.segment_ttl,
             (200, Some(ObjectKind::MediaPlaylist)) => self.playlist_ttl,
             (200, Some(ObjectKind::Multivariant)) => self.multivariant_ttl,
+            (200, Some(ObjectKind::Thumbnail)) => thumbnail_ttl(resp),
             // The origin's refusal of a held request is the answer of every
             // request waiting on its lock: kept briefly so they all get it
             // (uncached, each would go to the origin in turn).
@@ -1273,6 +1292,22 @@ impl ProxyHttp for Edge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thumbnail_is_fresh_for_the_origins_max_age_within_bounds() {
+        let with = |cc: Option<&str>| {
+            let mut r = ResponseHeader::build(200, None).unwrap();
+            if let Some(cc) = cc {
+                r.insert_header("cache-control", cc).unwrap();
+            }
+            thumbnail_ttl(&r)
+        };
+        assert_eq!(with(Some("public, max-age=2")), Duration::from_secs(2));
+        assert_eq!(with(Some("max-age=4,public")), Duration::from_secs(4));
+        assert_eq!(with(None), Duration::from_secs(1));
+        assert_eq!(with(Some("public, max-age=nope")), Duration::from_secs(1));
+        assert_eq!(with(Some("public, max-age=86400")), MAX_THUMBNAIL_TTL);
+    }
 
     #[test]
     fn only_valid_directives_of_media_playlists_are_keyed_in_one_form() {

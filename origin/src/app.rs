@@ -20,6 +20,7 @@ use crate::profiles::Profiles;
 use crate::publish::OriginContext;
 use crate::router::RouterClient;
 use crate::settings::Settings;
+use crate::transcode::thumbnail::Thumbnails;
 use crate::{ingest, serve, transcode};
 use anyhow::Context;
 use std::future::Future;
@@ -57,6 +58,9 @@ impl Listeners {
 /// Runs the origin until `shutdown` resolves; see the module doc.
 pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     transcode::init()?;
+    if s.thumbnails {
+        transcode::thumbnail::check_elements()?;
+    }
     let profiles = Profiles::load(s.profiles.as_deref())?;
     std::fs::create_dir_all(&s.output_dir)
         .with_context(|| format!("cannot create --output-dir {}", s.output_dir.display()))?;
@@ -68,6 +72,11 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         .map_or(2, |p| p.segment_duration.as_secs().max(1));
     let mut ctx = OriginContext::new(s.output_dir.clone(), profiles, router, metrics.clone(), s.segment_grace);
     ctx.claim_grace = s.claim_grace;
+    ctx.thumbnails = Arc::new(Thumbnails::new(
+        s.thumbnails,
+        metrics.clone(),
+        Duration::from_secs(target),
+    ));
     let ctx = Arc::new(ctx);
 
     let (rtmp_addr, http_addr) = (listeners.rtmp.local_addr()?, listeners.http.local_addr()?);
@@ -77,7 +86,7 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         None => None,
     };
     let janitor = tokio::spawn(janitor::run(ctx.clone(), s.retain_ended, s.max_disk, disk));
-    let state = serve::ServeState::new(
+    let mut state = serve::ServeState::new(
         s.output_dir.clone(),
         metrics,
         // Half a target duration, in whole seconds (at least 1).
@@ -85,6 +94,7 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         ctx.playlists.clone(),
         s.max_held_requests,
     );
+    state.thumbnails = ctx.thumbnails.clone();
     let http_stop = CancellationToken::new();
     let (limits, stop) = (s.http.clone(), http_stop.clone());
     let http = tokio::spawn(async move { serve::run(listeners.http, state, &limits, stop.cancelled_owned()).await });

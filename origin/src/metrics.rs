@@ -1,6 +1,6 @@
 //! Prometheus metrics of the origin.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -16,6 +16,12 @@ pub struct Metrics {
     pub held_requests: IntGauge,
     /// How held requests ended, by kind (playlist, part) and outcome.
     pub held_outcomes: IntCounterVec,
+    /// Live thumbnails written, by size (`full`, `small`).
+    pub thumbnails_written: IntCounterVec,
+    /// Thumbnails not made, by reason (`busy`, `decode`, `write`).
+    pub thumbnail_failures: IntCounterVec,
+    /// Time to make one keyframe's thumbnails (decode, scale, JPEG, both sizes).
+    pub thumbnail_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -83,8 +89,35 @@ impl Metrics {
             &["kind", "outcome"],
         )
         .unwrap();
+        let thumbnails_written = IntCounterVec::new(
+            Opts::new(
+                "origin_thumbnails_written_total",
+                "Live thumbnails written, by size (full, small)",
+            ),
+            &["size"],
+        )
+        .unwrap();
+        let thumbnail_failures = IntCounterVec::new(
+            Opts::new(
+                "origin_thumbnail_failures_total",
+                "Keyframes left without a thumbnail, by reason (busy: the previous one was still being made; decode; write)",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        let thumbnail_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "origin_thumbnail_seconds",
+                "Time to make one keyframe's thumbnails: decode, scale and JPEG-encode both sizes",
+            )
+            .buckets(vec![0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+        )
+        .unwrap();
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(thumbnails_written.clone()),
+            Box::new(thumbnail_failures.clone()),
+            Box::new(thumbnail_seconds.clone()),
             Box::new(held_requests.clone()),
             Box::new(held_outcomes.clone()),
             Box::new(streams_live.clone()),
@@ -107,6 +140,9 @@ impl Metrics {
             http_requests,
             held_requests,
             held_outcomes,
+            thumbnails_written,
+            thumbnail_failures,
+            thumbnail_seconds,
         }
     }
 

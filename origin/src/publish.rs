@@ -20,6 +20,7 @@ use crate::package::live::Live;
 use crate::package::session::{LowLatency, Observer, SessionWriter};
 use crate::profiles::Profiles;
 use crate::router::{AuthorizeError, Renewal, RouterClient};
+use crate::transcode::thumbnail::Thumbnails;
 use crate::transcode::{Container, Counters, TranscodeError, Transcoder};
 use rand::Rng;
 use std::collections::HashMap;
@@ -107,6 +108,8 @@ pub struct OriginContext {
     /// Every live rendition's playlist state, for the HTTP server's
     /// blocking requests (LL-HLS).
     pub playlists: Arc<Live>,
+    /// Live thumbnails (`--thumbnails`), and their max-age per stream.
+    pub thumbnails: Arc<Thumbnails>,
 }
 
 impl OriginContext {
@@ -121,7 +124,7 @@ impl OriginContext {
             output_dir,
             profiles,
             router,
-            metrics,
+            metrics: metrics.clone(),
             segment_grace,
             claim_grace: Duration::from_secs(30),
             shutdown: CancellationToken::new(),
@@ -129,6 +132,7 @@ impl OriginContext {
             disk_full: AtomicBool::new(false),
             live: Mutex::default(),
             playlists: Live::new(),
+            thumbnails: Arc::new(Thumbnails::new(true, metrics.clone(), Duration::from_secs(2))),
         }
     }
 
@@ -282,7 +286,10 @@ impl Publish {
                 counters.clone(),
                 ctx.playlists.clone(),
             )?);
-            let transcoder = Transcoder::start(container, &profile, writer.clone(), counters)?;
+            let thumbnails = ctx
+                .thumbnails
+                .writer(&ctx.output_dir, &stream, profile.segment_duration);
+            let transcoder = Transcoder::start(container, &profile, writer.clone(), counters, thumbnails)?;
             Ok::<_, PublishError>((writer, transcoder))
         })();
         let (writer, transcoder) = match result {

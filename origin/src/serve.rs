@@ -6,6 +6,7 @@
 //!   in the path): `immutable`, one year;
 //! - media playlists change every segment: at most half a target duration;
 //! - the multivariant playlist changes only on republish: a short max-age;
+//! - a live thumbnail is remade every segment: one segment duration;
 //! - 404s are `no-store`, so a segment asked for a moment too early is not
 //!   remembered as missing;
 //! - parts (LL-HLS) are immutable like segments; the answer to a blocking
@@ -36,6 +37,7 @@
 
 use crate::metrics::Metrics;
 use crate::package::live::{Live, PartFate, Snapshot};
+use crate::transcode::thumbnail::Thumbnails;
 use api_types::hls_query::HlsQuery;
 use api_types::layout::{ObjectKind, ObjectPath, parse_object_path};
 use axum::Router;
@@ -59,6 +61,8 @@ pub struct ServeState {
     pub live: Arc<Live>,
     /// One permit per held request (`--max-held-requests`).
     pub held: Arc<Semaphore>,
+    /// Thumbnails' max-age per stream (their segment duration).
+    pub thumbnails: Arc<Thumbnails>,
 }
 
 impl ServeState {
@@ -71,10 +75,11 @@ impl ServeState {
     ) -> ServeState {
         ServeState {
             output_dir: Arc::new(output_dir),
-            metrics,
             playlist_max_age,
             live,
             held: Arc::new(Semaphore::new(max_held)),
+            thumbnails: Arc::new(Thumbnails::new(false, metrics.clone(), Duration::from_secs(1))),
+            metrics,
         }
     }
 }
@@ -166,6 +171,11 @@ async fn serve_file(State(st): State<ServeState>, req: Request) -> Response {
     match obj.kind {
         ObjectKind::MediaPlaylist => media_playlist(&st, &obj, &path, req.uri().query(), head).await,
         ObjectKind::Part => part(&st, &obj, &path, head).await,
+        // Remade every segment: fresh for one segment duration.
+        ObjectKind::Thumbnail => match read(&path).await {
+            Some(body) => answer(&st, obj.kind, body, Some(st.thumbnails.max_age(obj.stream)), head),
+            None => missing(&st, obj.kind),
+        },
         kind => match read(&path).await {
             Some(body) => answer(&st, kind, body, None, head),
             None => missing(&st, kind),
@@ -217,7 +227,7 @@ fn answer(
             "application/dash+xml",
             format!("public, max-age={}", st.playlist_max_age),
         ),
-        ObjectKind::Thumbnail => ("image/jpeg", "public, max-age=1".to_string()),
+        ObjectKind::Thumbnail => ("image/jpeg", format!("public, max-age={}", max_age.unwrap_or(1))),
         // A recording's playlists never change once written (retention
         // removes them whole).
         ObjectKind::VodMultivariant | ObjectKind::VodPlaylist => {

@@ -87,6 +87,13 @@ pub struct Settings {
     #[arg(long, env = "ORIGIN_ROUTER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub router_timeout: Duration,
 
+    /// Make live thumbnails (`{stream}/thumbnail.jpg`, 640 px wide, and
+    /// `thumbnail-small.jpg`, 160 px) from the keyframe starting each segment
+    /// of the first video rendition (the source for passthrough): `true` or
+    /// `false`.
+    #[arg(long, env = "ORIGIN_THUMBNAILS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub thumbnails: bool,
+
     #[command(flatten)]
     pub rtmp_limits: crate::ingest::rtmp::RtmpLimits,
 

@@ -10,6 +10,10 @@
 //!   audio: queue ! aacparse ! avdec_aac ! audioconvert ! audioresample ! avenc_aac ! cmafmux ! appsink
 //! ```
 //!
+//! The first rung's encoded keyframes (the source's, for `passthrough`)
+//! also go to the publish's thumbnail thread ([`thumbnail`]), outside this
+//! pipeline: thumbnails can fail, the stream cannot.
+//!
 //! Rungs are created when the decoder announces the source's size, so the
 //! ladder is fitted to the real source (never upscaled). Every video
 //! `cmafmux` cuts fragments at the same running times and asks its encoder
@@ -28,6 +32,7 @@
 //! video by ~2 % (issue 20).
 
 mod cuts;
+pub mod thumbnail;
 
 use crate::package::session::{Kind, MuxBuffer, SessionWriter};
 use crate::profiles::{Profile, Source};
@@ -36,6 +41,7 @@ use gst::prelude::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use thiserror::Error;
+use thumbnail::ThumbnailWriter;
 
 #[derive(Debug, Error)]
 pub enum TranscodeError {
@@ -101,6 +107,8 @@ pub struct Transcoder {
     done: Done,
     cuts: Arc<Cuts>,
     writer: Arc<SessionWriter>,
+    /// Kept for as long as the pipeline: dropping it ends the thumbnail thread.
+    _thumbnails: Option<Arc<ThumbnailWriter>>,
 }
 
 /// Largest amount of input queued in the pipeline before input is dropped.
@@ -127,12 +135,17 @@ fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> Result<(), Tra
 }
 
 impl Transcoder {
+    /// `thumbnails`: where the reference rendition's keyframes go (`None`:
+    /// no thumbnails).
     pub fn start(
         container: Container,
         profile: &Profile,
         writer: Arc<SessionWriter>,
         counters: Arc<dyn Counters>,
+        thumbnails: Option<ThumbnailWriter>,
     ) -> Result<Transcoder, TranscodeError> {
+        let thumbnails = thumbnails.map(Arc::new);
+        let thumbs = thumbnails.clone();
         let pipeline = gst::Pipeline::new();
         let caps = match container {
             Container::Flv => gst::Caps::builder("video/x-flv").build(),
@@ -170,7 +183,7 @@ impl Transcoder {
                         c.frame_in();
                         gst::PadProbeReturn::Ok
                     });
-                    link_video(&pipeline, pad, &profile, &writer, &counters, &shared)
+                    link_video(&pipeline, pad, &profile, &writer, &counters, &shared, thumbs.clone())
                 }
                 "audio/mpeg" if matches!(s.get::<i32>("mpegversion"), Ok(2 | 4)) => {
                     link_audio(&pipeline, pad, &profile, &writer, &shared)
@@ -195,6 +208,7 @@ impl Transcoder {
             done,
             cuts,
             writer: anchor,
+            _thumbnails: thumbnails,
         })
     }
 
@@ -502,6 +516,7 @@ fn link_video(
     writer: &Arc<SessionWriter>,
     counters: &Arc<dyn Counters>,
     cuts: &Arc<Cuts>,
+    thumbnails: Option<Arc<ThumbnailWriter>>,
 ) -> Result<(), TranscodeError> {
     let segment = profile.segment_duration;
     if profile.passthrough {
@@ -517,7 +532,11 @@ fn link_video(
             )
             .map_err(|e| TranscodeError::Failed(e.to_string()))?;
         let parse = make("h264parse")?;
-        let mut chain = vec![make("queue")?, parse, avc_caps()?];
+        let avc = avc_caps()?;
+        if let (Some(t), Some(pad)) = (&thumbnails, avc.static_pad("src")) {
+            t.tap(&pad);
+        }
+        let mut chain = vec![make("queue")?, parse, avc];
         chain.extend(cmaf_tail(
             SOURCE_RENDITION,
             segment,
@@ -541,6 +560,8 @@ fn link_video(
         .ok_or_else(|| TranscodeError::Gst("decoder has no src pad".into()))?;
     let weak = pipeline.downgrade();
     let (profile, writer, counters, cuts) = (profile.clone(), writer.clone(), counters.clone(), cuts.clone());
+    // Taken by the first rung, once.
+    let thumbnails = Mutex::new(thumbnails);
     dec_src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         let Some(gst::PadProbeData::Event(ev)) = &info.data else {
             return gst::PadProbeReturn::Ok;
@@ -576,6 +597,12 @@ fn link_video(
             for (i, rendition) in profile.ladder_for(source).into_iter().enumerate() {
                 // The first rung's frames decide the cuts; the others cut alike.
                 let cut = if i == 0 { Cut::Lead(cuts.clone()) } else { Cut::Follow };
+                // The first rung's keyframes make the thumbnails.
+                let thumbnails = if i == 0 {
+                    thumbnails.lock().expect("thumbnails lock").take()
+                } else {
+                    None
+                };
                 if let Err(e) = add_rung(
                     &pipeline,
                     &tee,
@@ -586,6 +613,7 @@ fn link_video(
                     &counters,
                     cut,
                     profile.part_target,
+                    thumbnails,
                 ) {
                     tracing::error!(rendition = %rendition.name, error = %e, "cannot build rung");
                 }
@@ -610,6 +638,7 @@ fn add_rung(
     counters: &Arc<dyn Counters>,
     cut: Cut,
     part_target: Option<Duration>,
+    thumbnails: Option<Arc<ThumbnailWriter>>,
 ) -> Result<(), TranscodeError> {
     writer
         .add_rendition(
@@ -647,6 +676,10 @@ fn add_rung(
     // for every rung. Scene-cut detection would only add keyframes that differ
     // per rung, and analyse every frame to find them.
     enc.set_property("option-string", "scenecut=0");
+    let avc = avc_caps()?;
+    if let (Some(t), Some(pad)) = (&thumbnails, avc.static_pad("src")) {
+        t.tap(&pad);
+    }
     // Frames a lower rung's rate drops are dropped before they are scaled.
     let mut chain = vec![
         queue,
@@ -655,7 +688,7 @@ fn add_rung(
         raw,
         enc,
         make("h264parse")?,
-        avc_caps()?,
+        avc,
     ];
     chain.extend(cmaf_tail(
         &r.name,

@@ -107,8 +107,18 @@ function row(s) {
     button("Playback URL", () => mint(s.name), { className: "mint" }),
     button("Preview", () => preview(s), { className: "preview" }),
     button("Delete", () => remove(s.name), { className: "delete danger" }));
+  const name = el("td", { className: "name", textContent: s.name, title: `profile ${s.profile}` });
+  if (s.live && config.public_edge_url && s.playback !== "token") {
+    // The live picture through the edge (a token stream's needs a token).
+    // A new query each refresh makes the browser ask again; the edge
+    // ignores it and answers from its cache, fresh for a segment.
+    const img = el("img", { className: "thumb", alt: "", width: 160,
+      src: edgeUrl(`/${s.name}/thumbnail-small.jpg?t=${Date.now()}`) });
+    img.addEventListener("error", () => img.remove());
+    name.prepend(img);
+  }
   tr.append(
-    el("td", { className: "name", textContent: s.name, title: `profile ${s.profile}` }),
+    name,
     el("td", { className: `state state-${state}`, textContent: state }),
     el("td", { className: "origins", textContent: origins }),
     renditions,

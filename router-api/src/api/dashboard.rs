@@ -6,7 +6,8 @@
 //! The page and its assets need no token: they hold no data. Every data call
 //! is an `/admin/*` request with the bearer token. The pages carry a strict
 //! Content-Security-Policy: scripts and styles only from here (no inline
-//! code), frames only from `--public-edge-url` (the preview player).
+//! code), frames and images other than its own only from `--public-edge-url`
+//! (the preview player, live thumbnails).
 
 use super::AppState;
 use axum::Json;
@@ -34,8 +35,12 @@ impl Config {
     pub fn new(public_edge_url: Option<String>, rtmp_url: Option<String>) -> Config {
         let public_edge_url = public_edge_url.map(|u| u.trim_end_matches('/').to_string());
         let frames = public_edge_url.as_deref().map_or("'none'".to_string(), origin_of);
+        // Live thumbnails come from the edge too.
+        let images = public_edge_url
+            .as_deref()
+            .map_or(String::new(), |u| format!(" {}", origin_of(u)));
         let csp = format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{images}; connect-src 'self'; \
              frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
         );
         Config {
@@ -106,7 +111,13 @@ mod tests {
         let c = Config::new(Some("http://127.0.0.1:8081/".into()), None);
         assert_eq!(c.public_edge_url.as_deref(), Some("http://127.0.0.1:8081"));
         assert!(c.csp().contains("frame-src http://127.0.0.1:8081;"), "{}", c.csp());
+        assert!(
+            c.csp().contains("img-src 'self' data: http://127.0.0.1:8081;"),
+            "{}",
+            c.csp()
+        );
         assert!(Config::new(None, None).csp().contains("frame-src 'none'"));
+        assert!(Config::new(None, None).csp().contains("img-src 'self' data:;"));
         assert_eq!(origin_of("https://live.example.com/x?y"), "https://live.example.com");
     }
 }
