@@ -3,6 +3,7 @@
 //   /watch/{stream}   plays /{stream}/index.m3u8 from this edge, and shows
 //                     the rendition playing, the ladder and the live latency.
 //   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
+//   /watch/{stream}?vod=S     the recording of session S: /{stream}/S/vod.m3u8.
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
@@ -98,7 +99,14 @@
   // /t/{T}/{stream}/index.m3u8 (the token's characters need no escaping).
   const token = new URLSearchParams(location.search).get("token");
   const prefix = token && /^[A-Za-z0-9._-]{1,200}$/.test(token) ? `/t/${token}` : "";
-  const src = `${prefix}/${state.stream}/index.m3u8`;
+  // A recording: /watch/{stream}?vod={session} plays the recording's VOD
+  // playlist, /{stream}/{session}/vod.m3u8, from the start.
+  const vod = new URLSearchParams(location.search).get("vod");
+  state.vod = vod && /^[A-Za-z0-9_-]{1,64}$/.test(vod) ? vod : null;
+  if (state.vod) show("title", `${state.stream} (recording ${state.vod})`);
+  const src = state.vod
+    ? `${prefix}/${state.stream}/${state.vod}/vod.m3u8`
+    : `${prefix}/${state.stream}/index.m3u8`;
   let hls = null;
   let restartTimer = null;
   let retryDelay = 1000;

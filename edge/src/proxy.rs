@@ -39,6 +39,12 @@
 //! a media playlist request is redirected (302) to the same rendition of a
 //! session that is live, and the player follows it.
 //!
+//! Recordings: a recording's VOD playlists, and init and segments under a
+//! session no live origin holds, are routed by the recording's own route
+//! (`GET /recordings/{name}/{session}`, see [`crate::recordings`]): the
+//! one origin holding it, the stream's token policy; VOD playlists are
+//! cached like segments (they never change). Live objects never look there.
+//!
 //! Client aborts (the viewer closed, reset or stopped reading mid-answer)
 //! are not errors of the edge: counted in `edge_client_aborts_total{kind}`,
 //! logged at debug, never answered or counted as a 5xx.
@@ -296,6 +302,21 @@ fn successor<'r>(
     }
 }
 
+/// The session of `obj` if it is media that a recording may hold (init,
+/// segments, parts under a session): routed to the recording when no live
+/// origin holds that session.
+fn recorded_media<'a>(obj: &ObjectPath<'a>) -> Option<&'a str> {
+    match obj.kind {
+        ObjectKind::Init | ObjectKind::Segment | ObjectKind::Part => obj.session,
+        _ => None,
+    }
+}
+
+/// Whether a live origin of `route` holds `session`.
+fn holds(route: &Route, session: &str) -> bool {
+    route.origins.iter().any(|o| o.session == session)
+}
+
 /// The cache key of `target` fetched from `origin`.
 fn key_of(origin: &str, target: &str) -> CacheKey {
     // Length-prefixed so that no origin id/path pair can collide with another.
@@ -425,7 +446,17 @@ impl Edge {
         if obj.kind == ObjectKind::Multivariant && split.sid.is_none() {
             return None;
         }
-        let route = self.routes.cached(obj.stream).await?;
+        let route = match (obj.kind.is_vod(), obj.session) {
+            (true, Some(session)) => self.routes.recordings.cached(obj.stream, session).await?,
+            _ => match (self.routes.cached(obj.stream).await, recorded_media(&obj)) {
+                (Some(r), Some(session)) if !holds(&r, session) => {
+                    self.routes.recordings.cached(obj.stream, session).await?
+                }
+                (Some(r), _) => r,
+                (None, Some(session)) => self.routes.recordings.cached(obj.stream, session).await?,
+                (None, None) => return None,
+            },
+        };
         // Refusals are pingora's path's to answer.
         self.gate
             .check(&route, obj.stream, split.token, Some(&mut conn.memo))
@@ -673,7 +704,18 @@ impl ProxyHttp for Edge {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
         ctx.kind = Some(obj.kind);
-        let (route, source) = self.routes.lookup(obj.stream).await;
+        // A recording's objects go to the origin holding it (see
+        // `crate::recordings`): its VOD playlists always, its media when no
+        // live origin holds the session.
+        let (route, source) = match (obj.kind.is_vod(), obj.session) {
+            (true, Some(recorded)) => self.routes.recordings.lookup(obj.stream, recorded).await,
+            _ => match (self.routes.lookup(obj.stream).await, recorded_media(&obj)) {
+                ((Ok(live), _), Some(recorded)) if live.as_ref().is_none_or(|r| !holds(r, recorded)) => {
+                    self.routes.recordings.lookup(obj.stream, recorded).await
+                }
+                (looked_up, _) => looked_up,
+            },
+        };
         let source = match source {
             LookupSource::Cached => 0,
             LookupSource::Fetched => 1,
@@ -683,6 +725,9 @@ impl ProxyHttp for Edge {
         self.metrics.route_lookups[source].inc();
         let route = match route {
             Ok(Some(r)) => r,
+            Ok(None) if obj.session.is_some() && (obj.kind.is_vod() || recorded_media(&obj).is_some()) => {
+                return self.answer(session, ctx, 404, &[], "no such session\n", "ERROR").await;
+            }
             Ok(None) => return self.answer(session, ctx, 404, &[], "stream not live\n", "ERROR").await,
             Err(e) => {
                 self.metrics.route_failures.inc();
@@ -774,6 +819,8 @@ impl ProxyHttp for Edge {
             (200, Some(ObjectKind::Segment | ObjectKind::Init | ObjectKind::Part)) => self.segment_ttl,
             (200, Some(ObjectKind::MediaPlaylist)) => self.playlist_ttl,
             (200, Some(ObjectKind::Multivariant)) => self.multivariant_ttl,
+            // A recording's playlists never change: cached like segments.
+            (200, Some(k)) if k.is_vod() => self.segment_ttl,
             // The origin's refusal of a held request is the answer of every
             // request waiting on its lock: kept briefly so they all get it
             // (uncached, each would go to the origin in turn).

@@ -23,6 +23,7 @@
 //!   within a heartbeat. A stream that really ended loses nothing either:
 //!   its origin still serves the playlists that end with EXT-X-ENDLIST.
 
+use crate::recordings::RecordingTable;
 use api_types::Route;
 use moka::future::Cache;
 use reqwest::{Client, StatusCode, Url};
@@ -66,6 +67,8 @@ pub struct RouteTable {
     /// Every live stream (`GET /streams`), for the player page's list.
     live: Cache<(), Arc<LiveSet>>,
     last_live: Mutex<Option<(Arc<LiveSet>, Instant)>>,
+    /// Recordings' routes ([`crate::recordings`]), on the same client.
+    pub recordings: RecordingTable,
 }
 
 /// How long a stream the router suddenly calls "not live" keeps its last
@@ -77,8 +80,10 @@ const MAX_STREAMS: u64 = 100_000;
 
 impl RouteTable {
     pub fn new(base: Url, fresh_for: Duration, stale_for: Duration, timeout: Duration) -> anyhow::Result<RouteTable> {
+        let client = Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         Ok(RouteTable {
-            client: Client::builder().timeout(timeout).connect_timeout(timeout).build()?,
+            recordings: RecordingTable::new(client.clone(), base.clone(), stale_for),
+            client,
             base,
             fresh: Cache::builder()
                 .max_capacity(MAX_STREAMS)
