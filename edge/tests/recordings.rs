@@ -74,7 +74,7 @@ async fn a_recording_plays_through_the_edge_cached_and_routed_to_its_origin() {
     });
     stack.router_process = Some(p);
     stack.add_origin("o1");
-    let edge = stack.add_edge(&["--cache-size", "64MiB", "--playback-key", KEY]);
+    let edge = stack.add_edge(&["--cache-size", "64MiB", "--playback-key", KEY, "--router-timeout", "3s"]);
     let key = stack.create_stream_with(STREAM, Some("sd-only"));
     let client = Client::builder().redirect(redirect::Policy::none()).build().unwrap();
     let admin = |method: reqwest::Method, path: &str| {
@@ -230,4 +230,31 @@ async fn a_recording_plays_through_the_edge_cached_and_routed_to_its_origin() {
     assert_eq!(body, again);
     let other = mint(&PlaybackKey::parse(KEY).unwrap(), "other", now_ms() + 60_000, None).unwrap();
     assert_eq!(get(format!("/t/{other}{url}")).await.0, 403);
+
+    // Look-ups in flight are bounded: with the router frozen, 100 made-up
+    // sessions at once leave 64 look-ups waiting (503 at the 3 s router
+    // timeout) and the rest refused at once (503), with no origin request.
+    let router_process = stack.router_process.as_ref().unwrap();
+    router_process.signal(libc::SIGSTOP);
+    let started = std::time::Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let get = get(format!("/{STREAM}/flood{i}/vod.m3u8"));
+        flood.spawn(async move { (get.await.0, started.elapsed()) });
+    }
+    let mut answers = vec![];
+    while let Some(a) = flood.join_next().await {
+        answers.push(a.unwrap());
+    }
+    router_process.signal(libc::SIGCONT);
+    assert!(answers.iter().all(|(s, _)| *s == 503), "{answers:?}");
+    let at_once = answers.iter().filter(|(_, t)| *t < Duration::from_millis(1500)).count();
+    assert!(
+        at_once >= 30,
+        "refused at once past 64 in flight: {at_once} of 100 ({answers:?})"
+    );
+    assert!(at_once <= 40, "at most 64 waited for the router: {answers:?}");
+    assert_eq!(origin_requests(origin, "vod_multivariant"), vod_fetches);
+    // The router back: the recording plays again.
+    assert_eq!(get(format!("/t/{token}{url}")).await.0, 200);
 }

@@ -141,7 +141,10 @@ async fn authorize_answers_name_and_profile_or_403() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ok, json!({"name": "golive", "profile": {"name": "default"}, "record": false}));
+    assert_eq!(
+        ok,
+        json!({"name": "golive", "profile": {"name": "default"}, "record": false})
+    );
 
     // Unknown, empty, huge and near-miss keys all get the same 403.
     let mut near = key.clone();
