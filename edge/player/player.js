@@ -15,6 +15,11 @@
 // trying to splice two timelines. Fatal errors and long stalls do the same,
 // with a growing delay, so a viewer left open recovers by itself.
 //
+// DVR: a stream whose media playlist lists more than the live window (a
+// profile's dvr_window at the origin) gets a seek bar over the time-shift
+// range (video.seekable) and a "go live" button that returns to hls.js's
+// live sync position; a live-only stream shows neither (see "DVR" below).
+//
 // window.dionysia holds what the page shows, for tests and for debugging.
 "use strict";
 
@@ -42,6 +47,10 @@
     // Playback that stopped for want of data after it had started.
     stalls: 0,
     session: null,
+    // DVR: the time-shift window listed (seconds; null for a live-only
+    // stream), and how far behind the live sync position playback is.
+    dvrWindow: null,
+    behind: null,
     restarts: 0,
     errors: [],
     live: [],
@@ -183,6 +192,54 @@
     }
   }
 
+  // ---- DVR ------------------------------------------------------------------
+  // The live window is what the origin lists without a DVR window: twelve
+  // target durations with parts, three without (origin/src/package/playlist.rs).
+  // A playlist listing more than that plus two target durations is a DVR one.
+  const dvrWindowOf = (details) => {
+    const td = details.targetduration || 1;
+    const live = (details.partList && details.partList.length ? 12 : 3) * td;
+    return details.live && details.totalduration > live + 2 * td ? details.totalduration : null;
+  };
+  const seek = $("seek");
+  let dragging = false;
+  // The live end playback returns to: hls.js's live sync position, else the
+  // end of what can be seeked.
+  const liveEdge = () => {
+    if (hls && hls.liveSyncPosition != null) return hls.liveSyncPosition;
+    const r = video.seekable;
+    return r.length ? r.end(r.length - 1) : null;
+  };
+  function updateDvr() {
+    $("dvr").hidden = !state.dvrWindow;
+    const r = video.seekable;
+    const edge = liveEdge();
+    if (!state.dvrWindow || !r.length || edge == null) { state.behind = null; return; }
+    state.behind = Math.max(0, edge - video.currentTime);
+    if (!dragging) {
+      seek.min = r.start(0).toFixed(1);
+      seek.max = Math.max(edge, r.start(0)).toFixed(1);
+      seek.value = video.currentTime.toFixed(1);
+    }
+    // Within a target duration of the live sync position is live.
+    const td = hls && hls.levels.length && hls.latestLevelDetails ? hls.latestLevelDetails.targetduration : 2;
+    const atLive = state.behind <= td;
+    show("behind", atLive ? "live" : `-${Math.round(state.behind)} s`);
+    $("golive").disabled = atLive;
+  }
+  seek.addEventListener("input", () => { dragging = true; });
+  seek.addEventListener("change", () => {
+    dragging = false;
+    video.currentTime = Number(seek.value);
+    video.play().catch(() => {});
+  });
+  $("golive").addEventListener("click", () => {
+    const edge = liveEdge();
+    if (edge != null) video.currentTime = edge;
+    video.play().catch(() => {});
+    updateDvr();
+  });
+
   let startId = 0;
   let modeHint = null;
   async function start() {
@@ -190,6 +247,7 @@
     if (hls) { hls.destroy(); hls = null; }
     state.session = null;
     state.partList = 0;
+    state.dvrWindow = null;
     setState("loading");
     if (window.Hls && Hls.isSupported()) {
       const id = ++startId;
@@ -212,6 +270,7 @@
       hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
         const details = data.details;
         state.partList = details.partList ? details.partList.length : 0;
+        state.dvrWindow = dvrWindowOf(details);
         // The playlist hls.js sees decides when the probe could not (or the
         // stream changed profile): start again in the right mode.
         const mode = details.partList && details.partList.length ? "ll" : "plain";
@@ -286,6 +345,7 @@
       state.hlsLatency = hls.latency || null;
       state.targetLatency = hls.targetLatency;
     }
+    updateDvr();
     if (video.currentTime !== lastTime || video.paused) {
       lastTime = video.currentTime;
       lastMoved = Date.now();
