@@ -1178,4 +1178,19 @@ mod tests {
         );
         assert_eq!(part_and_playlist("/s/a1/360p/5.m4s"), None);
     }
+
+    #[test]
+    fn only_media_under_a_session_may_be_a_recordings() {
+        let session = |path: &str| recorded_media(&parse_object_path(path).expect("a layout path"));
+        assert_eq!(session("/s/a1/360p/5.m4s"), Some("a1"));
+        assert_eq!(session("/s/a1/360p/5.2.m4s"), Some("a1"));
+        assert_eq!(session("/s/a1/360p/init.mp4"), Some("a1"));
+        // Live playlists keep their redirect to a live session; VOD
+        // playlists are routed as recordings by their kind.
+        assert_eq!(session("/s/a1/360p/index.m3u8"), None);
+        assert_eq!(session("/s/index.m3u8"), None);
+        assert_eq!(session("/s/a1/vod.m3u8"), None);
+        assert!(parse_object_path("/s/a1/vod.m3u8").unwrap().kind.is_vod());
+        assert!(parse_object_path("/s/a1/360p/vod.m3u8").unwrap().kind.is_vod());
+    }
 }
