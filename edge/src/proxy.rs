@@ -1180,8 +1180,10 @@ mod tests {
     }
 
     #[test]
-    fn only_media_under_a_session_may_be_a_recordings() {
-        let session = |path: &str| recorded_media(&parse_object_path(path).expect("a layout path"));
+    fn only_media_under_a_session_may_be_a_recordings_media() {
+        fn session(path: &str) -> Option<&str> {
+            recorded_media(&parse_object_path(path).expect("a layout path"))
+        }
         assert_eq!(session("/s/a1/360p/5.m4s"), Some("a1"));
         assert_eq!(session("/s/a1/360p/5.2.m4s"), Some("a1"));
         assert_eq!(session("/s/a1/360p/init.mp4"), Some("a1"));
