@@ -94,7 +94,7 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
     );
 
     // The DVR stream: live, then a minute back, then live again.
-    let (samples, log) = drive(&format!("http://{edge}/watch/timeshift"), 150, 50);
+    let (samples, log) = drive(&format!("http://{edge}/watch/timeshift"), 150, 57);
     let phase = |p: &str| -> Vec<&Sample> { samples.iter().filter(|s| s.phase == p).collect() };
     let (live, dvr, again) = (phase("live"), phase("dvr"), phase("golive"));
     assert!(
@@ -125,6 +125,12 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
     assert_eq!(last.state.as_deref(), Some("playing"), "{last:?}");
     println!("in the past: {last:?}");
     // Go live: back near the latency it had.
+    for s in &again {
+        println!(
+            "go live: t {:.1} pos {:.1} latency {:?} behind {:?} state {:?} window {:.1}..{:.1}",
+            s.t, s.current_time, s.latency, s.behind, s.state, s.seek_start, s.seek_end
+        );
+    }
     let back_live: Vec<&&Sample> = again.iter().filter(|s| s.t - again[0].t >= 8.0).collect();
     assert!(!back_live.is_empty(), "{}", tail(&log));
     for s in &back_live {

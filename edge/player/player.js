@@ -216,13 +216,17 @@
     const edge = liveEdge();
     if (!state.dvrWindow || !r.length || edge == null) { state.behind = null; return; }
     state.behind = Math.max(0, edge - video.currentTime);
+    // The window's start: the playlist's first segment (MSE's seekable
+    // range of a live stream starts where playback began).
+    const details = hls && hls.latestLevelDetails;
+    const start = Math.max(r.start(0), details ? details.fragmentStart : 0);
     if (!dragging) {
-      seek.min = r.start(0).toFixed(1);
-      seek.max = Math.max(edge, r.start(0)).toFixed(1);
+      seek.min = start.toFixed(1);
+      seek.max = Math.max(edge, start).toFixed(1);
       seek.value = video.currentTime.toFixed(1);
     }
     // Within a target duration of the live sync position is live.
-    const td = hls && hls.levels.length && hls.latestLevelDetails ? hls.latestLevelDetails.targetduration : 2;
+    const td = details ? details.targetduration : 2;
     const atLive = state.behind <= td;
     show("behind", atLive ? "live" : `-${Math.round(state.behind)} s`);
     $("golive").disabled = atLive;
@@ -233,11 +237,24 @@
     video.currentTime = Number(seek.value);
     video.play().catch(() => {});
   });
+  // "Go live" starts playback afresh at the live edge (as after a session
+  // move) rather than seeking there: hls.js 1.7.4, seeked from a minute back
+  // to its live sync position, sat buffering at the next segment boundary
+  // for 5 to 8 s and then played that far behind, beyond its catch-up range
+  // (e2e/tests/dvr.rs measured it; a seek to a keyframe just before the sync
+  // position did the same). A fresh start lands at the live edge in about a
+  // second, in the same mode.
   $("golive").addEventListener("click", () => {
-    const edge = liveEdge();
-    if (edge != null) video.currentTime = edge;
-    video.play().catch(() => {});
-    updateDvr();
+    if (!hls) {
+      const edge = liveEdge();
+      if (edge != null) video.currentTime = edge;
+      video.play().catch(() => {});
+      return;
+    }
+    const details = hls.latestLevelDetails;
+    modeHint = { mode: state.mode, targetDuration: details ? details.targetduration : null };
+    if (restartTimer) { clearTimeout(restartTimer); restartTimer = null; }
+    start();
   });
 
   let startId = 0;

@@ -275,3 +275,16 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     assert_eq!(status, 404);
     origin.stop();
 }
+
+#[test]
+fn help_documents_the_recording_and_dvr_settings() {
+    testkit::assert_help_documents(
+        env!("CARGO_BIN_EXE_origin"),
+        &[
+            "--recording-retention",
+            "ORIGIN_RECORDING_RETENTION",
+            "--dvr-window",
+            "ORIGIN_DVR_WINDOW",
+        ],
+    );
+}
