@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 minutes=${1:?usage: fuzz/run.sh MINUTES [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist hls_query ll llhls playback_token)
+[ ${#targets[@]} -gt 0 ] || targets=(session amf0 flv streamid playlist recording hls_query ll llhls playback_token)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked

@@ -5,11 +5,13 @@
 //! records what the router *should* know ([`desired`]); the reporter
 //! ([`reporter`]) makes the router API know it, retrying with backoff. The
 //! watcher and tracker never touch the network, so a dead router cannot slow
-//! them down.
+//! them down. Complete recordings in the folder ([`recordings`]) take the
+//! same path: the tracker finds them, the reporter reports them.
 
 mod desired;
 mod inspect;
 mod metrics;
+mod recordings;
 mod reporter;
 mod settings;
 mod tracker;

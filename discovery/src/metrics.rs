@@ -21,6 +21,9 @@ pub struct Metrics {
     failures: IntCounter,
     refusals: IntCounter,
     refused: IntGauge,
+    recordings: IntGauge,
+    recordings_untracked: IntGauge,
+    recordings_refused: IntGauge,
     last_success_age: Gauge,
     connections: ops::http::ConnMetrics,
     started: Instant,
@@ -56,6 +59,21 @@ impl Metrics {
             "Live streams whose latest report the router API refused",
         )
         .unwrap();
+        let recordings = IntGauge::new(
+            "discovery_recordings",
+            "Recordings (recording.json) tracked in the output folder, reported when valid",
+        )
+        .unwrap();
+        let recordings_untracked = IntGauge::new(
+            "discovery_recordings_untracked",
+            "Recordings on disk neither read nor reported because --max-recordings are tracked",
+        )
+        .unwrap();
+        let recordings_refused = IntGauge::new(
+            "discovery_recordings_refused",
+            "Recordings whose latest report the router API refused (e.g. their stream was deleted)",
+        )
+        .unwrap();
         let last_success_age = Gauge::new(
             "discovery_last_success_age_seconds",
             "Seconds since the router API last acknowledged a report (since start if never)",
@@ -68,6 +86,9 @@ impl Metrics {
             Box::new(failures.clone()),
             Box::new(refusals.clone()),
             Box::new(refused.clone()),
+            Box::new(recordings.clone()),
+            Box::new(recordings_untracked.clone()),
+            Box::new(recordings_refused.clone()),
             Box::new(last_success_age.clone()),
         ] {
             registry.register(m).unwrap();
@@ -81,6 +102,9 @@ impl Metrics {
             failures,
             refusals,
             refused,
+            recordings,
+            recordings_untracked,
+            recordings_refused,
             last_success_age,
             connections,
             started: Instant::now(),
@@ -101,8 +125,17 @@ impl Metrics {
         self.refusals.inc();
     }
 
-    pub fn set_refused(&self, streams: usize) {
+    /// Refused live streams (what `/readyz` reads) and refused recordings
+    /// (which do not make the agent unready: a deleted stream's recordings
+    /// stay on disk until the origin's retention removes them).
+    pub fn set_refused(&self, streams: usize, recordings: usize) {
         self.refused.set(streams as i64);
+        self.recordings_refused.set(recordings as i64);
+    }
+
+    pub fn set_recordings(&self, tracked: usize, untracked: usize) {
+        self.recordings.set(tracked as i64);
+        self.recordings_untracked.set(untracked as i64);
     }
 
     /// The HTTP server's connection metrics, registered here.
@@ -116,6 +149,7 @@ impl Metrics {
             "status": if refused > 0 { "refused" } else { "ok" },
             "streams_live": self.streams_live.get(),
             "streams_refused": refused,
+            "recordings": self.recordings.get(),
             "last_success_age_seconds": self.last_success_age_secs(),
         })
     }

@@ -17,11 +17,17 @@
 //! `/readyz` answer 503 (see [`crate::metrics`]). Withdrawals that
 //! cannot be delivered are dropped once the router's TTL would have expired
 //! them anyway, which keeps memory bounded during a long outage.
+//!
+//! Recordings take the same path (`PUT`/`DELETE
+//! /origins/{origin}/recordings/{name}/{session}`), heartbeated within a
+//! third of the recording TTL the router answers (its own, longer than the
+//! live one). A refused recording (its stream was deleted) waits the same
+//! capped backoff but does not make the agent unready.
 
-use crate::desired::{Desired, Want};
+use crate::desired::{Desired, Report, Subject, Want};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use api_types::{OriginReport, ReportAccepted};
+use api_types::ReportAccepted;
 use rand::Rng;
 use reqwest::{Client, StatusCode, Url};
 use std::collections::HashMap;
@@ -44,27 +50,27 @@ const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
 /// What the router was last successfully told about a stream.
 struct Sent {
-    report: OriginReport,
+    report: Report,
     at: Instant,
 }
 
 /// A stream whose report the router refused.
 struct Refusal {
-    report: OriginReport,
+    report: Report,
     count: u32,
     retry_at: Instant,
 }
 
 enum Job {
-    Put(String, OriginReport),
-    Delete(String),
+    Put(Subject, Report),
+    Delete(Subject),
 }
 
 enum Outcome {
-    Put(String, OriginReport, Option<Duration>),
-    Deleted(String),
+    Put(Subject, Report, Option<Duration>),
+    Deleted(Subject),
     /// The router refused the request for good (4xx): retrying cannot help.
-    Refused(String, Option<OriginReport>, StatusCode),
+    Refused(Subject, Option<Report>, StatusCode),
     Failed,
 }
 
@@ -74,11 +80,14 @@ pub struct Reporter {
     origin: String,
     token: String,
     heartbeat: Duration,
+    /// The live reports' TTL, as the router last answered.
     ttl: Duration,
+    /// The recordings' TTL, as the router last answered.
+    recording_ttl: Duration,
     desired: Arc<Desired>,
     metrics: Arc<Metrics>,
-    sent: HashMap<String, Sent>,
-    refused: HashMap<String, Refusal>,
+    sent: HashMap<Subject, Sent>,
+    refused: HashMap<Subject, Refusal>,
 }
 
 impl Reporter {
@@ -95,6 +104,7 @@ impl Reporter {
             token: s.agent_token.clone(),
             heartbeat: s.heartbeat,
             ttl: DEFAULT_TTL,
+            recording_ttl: DEFAULT_TTL,
             desired,
             metrics,
             sent: HashMap::new(),
@@ -106,6 +116,28 @@ impl Reporter {
     /// the router's TTL so a single lost heartbeat never expires a report.
     fn effective_heartbeat(&self) -> Duration {
         self.heartbeat.min(self.ttl / 3)
+    }
+
+    /// The heartbeat of `subject`: [`Reporter::effective_heartbeat`] for a
+    /// live stream, a third of the recording TTL for a recording.
+    fn heartbeat_of(&self, subject: &Subject) -> Duration {
+        match subject {
+            Subject::Live(_) => self.effective_heartbeat(),
+            Subject::Recording(..) => self.recording_ttl / 3,
+        }
+    }
+
+    /// The router's TTL for `subject`'s kind.
+    fn ttl_of(&self, subject: &Subject) -> Duration {
+        match subject {
+            Subject::Live(_) => self.ttl,
+            Subject::Recording(..) => self.recording_ttl,
+        }
+    }
+
+    fn update_refused_metrics(&self) {
+        let recordings = self.refused.keys().filter(|s| s.is_recording()).count();
+        self.metrics.set_refused(self.refused.len() - recordings, recordings);
     }
 
     pub async fn run(mut self) {
@@ -135,19 +167,19 @@ impl Reporter {
 
     /// What must be sent now.
     fn due_jobs(&mut self, now: Instant) -> Vec<Job> {
-        let heartbeat = self.effective_heartbeat();
         let mut jobs = vec![];
         let snapshot = self.desired.snapshot();
         if !self.refused.is_empty() {
-            let reported: std::collections::HashSet<&str> = snapshot
+            let reported: std::collections::HashSet<&Subject> = snapshot
                 .iter()
                 .filter(|(_, w)| w.report.is_some())
-                .map(|(n, _)| n.as_str())
+                .map(|(n, _)| n)
                 .collect();
-            self.refused.retain(|name, _| reported.contains(name.as_str()));
+            self.refused.retain(|name, _| reported.contains(name));
         }
-        self.metrics.set_refused(self.refused.len());
+        self.update_refused_metrics();
         for (name, Want { report, since }) in snapshot {
+            let heartbeat = self.heartbeat_of(&name);
             match report {
                 Some(r) => {
                     let waiting = self
@@ -165,7 +197,7 @@ impl Reporter {
                         jobs.push(Job::Put(name, r));
                     }
                 }
-                None if now - since > self.ttl => {
+                None if now - since > self.ttl_of(&name) => {
                     // The router has expired it by now; stop trying.
                     self.desired.forget_withdrawn(&name);
                     self.sent.remove(&name);
@@ -181,8 +213,8 @@ impl Reporter {
         let now = Instant::now();
         let hb = self.effective_heartbeat();
         self.sent
-            .values()
-            .map(|s| (s.at + hb).saturating_duration_since(now))
+            .iter()
+            .map(|(subject, s)| (s.at + self.heartbeat_of(subject)).saturating_duration_since(now))
             .min()
             .unwrap_or(hb)
     }
@@ -219,10 +251,13 @@ impl Reporter {
     fn record(&mut self, outcome: Outcome) -> bool {
         match outcome {
             Outcome::Put(name, report, ttl) => {
-                self.metrics.report_ok("put");
+                self.metrics
+                    .report_ok(if name.is_recording() { "put_recording" } else { "put" });
                 self.refused.remove(&name);
-                if let Some(ttl) = ttl {
-                    self.ttl = ttl;
+                match (ttl, &name) {
+                    (Some(ttl), Subject::Live(_)) => self.ttl = ttl,
+                    (Some(ttl), Subject::Recording(..)) => self.recording_ttl = ttl,
+                    (None, _) => {}
                 }
                 self.sent.insert(
                     name,
@@ -234,7 +269,11 @@ impl Reporter {
                 true
             }
             Outcome::Deleted(name) => {
-                self.metrics.report_ok("delete");
+                self.metrics.report_ok(if name.is_recording() {
+                    "delete_recording"
+                } else {
+                    "delete"
+                });
                 self.sent.remove(&name);
                 self.desired.forget_withdrawn(&name);
                 true
@@ -247,7 +286,7 @@ impl Reporter {
                     Some(report) => {
                         let count = self.refused.get(&name).map_or(0, |f| f.count).saturating_add(1);
                         let wait = refusal_backoff(count);
-                        tracing::error!(stream = %name, %status, retry_in = ?wait, "router refused the report");
+                        tracing::error!(subject = ?name, %status, retry_in = ?wait, "router refused the report");
                         self.refused.insert(
                             name,
                             Refusal {
@@ -256,10 +295,10 @@ impl Reporter {
                                 retry_at: Instant::now() + wait,
                             },
                         );
-                        self.metrics.set_refused(self.refused.len());
+                        self.update_refused_metrics();
                     }
                     None => {
-                        tracing::error!(stream = %name, %status, "router refused the withdrawal; dropping it");
+                        tracing::error!(subject = ?name, %status, "router refused the withdrawal; dropping it");
                         self.desired.forget_withdrawn(&name);
                     }
                 }
@@ -276,24 +315,34 @@ impl Reporter {
     fn send(&self, job: Job) -> impl Future<Output = Outcome> + Send + 'static {
         let client = self.client.clone();
         let token = self.token.clone();
-        let url = |name: &str| {
+        let url = |subject: &Subject| {
             let mut u = self.base.clone();
             u.path_segments_mut()
                 .map(|mut p| {
-                    p.pop_if_empty().extend(["origins", &self.origin, "streams", name]);
+                    let p = p.pop_if_empty().extend(["origins", &self.origin]);
+                    match subject {
+                        Subject::Live(name) => p.extend(["streams", name]),
+                        Subject::Recording(name, session) => p.extend(["recordings", name, session]),
+                    };
                 })
                 .ok();
             u
         };
-        let (req, name, report): (_, _, Option<OriginReport>) = match job {
-            Job::Put(name, r) => (client.put(url(&name)).json(&r), name, Some(r)),
+        let (req, name, report): (_, _, Option<Report>) = match job {
+            Job::Put(name, r) => {
+                let req = match &r {
+                    Report::Live(live) => client.put(url(&name)).json(live),
+                    Report::Recording(rec) => client.put(url(&name)).json(rec),
+                };
+                (req, name, Some(r))
+            }
             Job::Delete(name) => (client.delete(url(&name)), name, None),
         };
         async move {
             let resp = match req.bearer_auth(token).send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(stream = %name, error = %e, "router API unreachable");
+                    tracing::warn!(subject = ?name, error = %e, "router API unreachable");
                     return Outcome::Failed;
                 }
             };
@@ -316,7 +365,7 @@ impl Reporter {
                     Outcome::Refused(name, report, s)
                 }
                 (_, s) => {
-                    tracing::warn!(stream = %name, status = %s, "router API answered with an error");
+                    tracing::warn!(subject = ?name, status = %s, "router API answered with an error");
                     Outcome::Failed
                 }
             }

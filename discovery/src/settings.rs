@@ -70,6 +70,12 @@ pub struct Settings {
     #[arg(long, env = "DISCOVERY_RESCAN", default_value = "5s", value_parser = humantime::parse_duration)]
     pub rescan: Duration,
 
+    /// Most recordings (`{stream}/{session}/recording.json`) this agent
+    /// tracks and reports; past it, more are counted in the metric
+    /// `discovery_recordings_untracked` and not reported.
+    #[arg(long, env = "DISCOVERY_MAX_RECORDINGS", default_value_t = 2000)]
+    pub max_recordings: usize,
+
     /// Time limit of one request to the router API.
     #[arg(long, env = "DISCOVERY_REQUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,

@@ -3,6 +3,7 @@
 //   /watch/{stream}   plays /{stream}/index.m3u8 from this edge, and shows
 //                     the rendition playing, the ladder and the live latency.
 //   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
+//   /watch/{stream}?vod=S     the recording of session S: /{stream}/S/vod.m3u8.
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
@@ -13,6 +14,11 @@
 // died), the page starts the stream afresh at the live edge instead of
 // trying to splice two timelines. Fatal errors and long stalls do the same,
 // with a growing delay, so a viewer left open recovers by itself.
+//
+// DVR: a stream whose media playlist lists more than the live window (a
+// profile's dvr_window at the origin) gets a seek bar over the time-shift
+// range (video.seekable) and a "go live" button that returns to hls.js's
+// live sync position; a live-only stream shows neither (see "DVR" below).
 //
 // window.dionysia holds what the page shows, for tests and for debugging.
 "use strict";
@@ -41,6 +47,10 @@
     // Playback that stopped for want of data after it had started.
     stalls: 0,
     session: null,
+    // DVR: the time-shift window listed (seconds; null for a live-only
+    // stream), and how far behind the live sync position playback is.
+    dvrWindow: null,
+    behind: null,
     restarts: 0,
     errors: [],
     live: [],
@@ -110,7 +120,14 @@
   // /t/{T}/{stream}/index.m3u8 (the token's characters need no escaping).
   const token = new URLSearchParams(location.search).get("token");
   const prefix = token && /^[A-Za-z0-9._-]{1,200}$/.test(token) ? `/t/${token}` : "";
-  const src = `${prefix}/${state.stream}/index.m3u8`;
+  // A recording: /watch/{stream}?vod={session} plays the recording's VOD
+  // playlist, /{stream}/{session}/vod.m3u8, from the start.
+  const vod = new URLSearchParams(location.search).get("vod");
+  state.vod = vod && /^[A-Za-z0-9_-]{1,64}$/.test(vod) ? vod : null;
+  if (state.vod) show("title", `${state.stream} (recording ${state.vod})`);
+  const src = state.vod
+    ? `${prefix}/${state.stream}/${state.vod}/vod.m3u8`
+    : `${prefix}/${state.stream}/index.m3u8`;
   let hls = null;
   let restartTimer = null;
   let retryDelay = 1000;
@@ -187,6 +204,71 @@
     }
   }
 
+  // ---- DVR ------------------------------------------------------------------
+  // The live window is what the origin lists without a DVR window: twelve
+  // target durations with parts, three without (origin/src/package/playlist.rs).
+  // A playlist listing more than that plus two target durations is a DVR one.
+  const dvrWindowOf = (details) => {
+    const td = details.targetduration || 1;
+    const live = (details.partList && details.partList.length ? 12 : 3) * td;
+    return details.live && details.totalduration > live + 2 * td ? details.totalduration : null;
+  };
+  const seek = $("seek");
+  let dragging = false;
+  // The live end playback returns to: hls.js's live sync position, else the
+  // end of what can be seeked.
+  const liveEdge = () => {
+    if (hls && hls.liveSyncPosition != null) return hls.liveSyncPosition;
+    const r = video.seekable;
+    return r.length ? r.end(r.length - 1) : null;
+  };
+  function updateDvr() {
+    $("dvr").hidden = !state.dvrWindow;
+    const r = video.seekable;
+    const edge = liveEdge();
+    if (!state.dvrWindow || !r.length || edge == null) { state.behind = null; return; }
+    state.behind = Math.max(0, edge - video.currentTime);
+    // The window's start: the playlist's first segment (MSE's seekable
+    // range of a live stream starts where playback began).
+    const details = hls && hls.latestLevelDetails;
+    const start = Math.max(r.start(0), details ? details.fragmentStart : 0);
+    if (!dragging) {
+      seek.min = start.toFixed(1);
+      seek.max = Math.max(edge, start).toFixed(1);
+      seek.value = video.currentTime.toFixed(1);
+    }
+    // Within a target duration of the live sync position is live.
+    const td = details ? details.targetduration : 2;
+    const atLive = state.behind <= td;
+    show("behind", atLive ? "live" : `-${Math.round(state.behind)} s`);
+    $("golive").disabled = atLive;
+  }
+  seek.addEventListener("input", () => { dragging = true; });
+  seek.addEventListener("change", () => {
+    dragging = false;
+    video.currentTime = Number(seek.value);
+    video.play().catch(() => {});
+  });
+  // "Go live" starts playback afresh at the live edge (as after a session
+  // move) rather than seeking there: hls.js 1.7.4, seeked from a minute back
+  // to its live sync position, sat buffering at the next segment boundary
+  // for 5 to 8 s and then played that far behind, beyond its catch-up range
+  // (e2e/tests/dvr.rs measured it; a seek to a keyframe just before the sync
+  // position did the same). A fresh start lands at the live edge in about a
+  // second, in the same mode.
+  $("golive").addEventListener("click", () => {
+    if (!hls) {
+      const edge = liveEdge();
+      if (edge != null) video.currentTime = edge;
+      video.play().catch(() => {});
+      return;
+    }
+    const details = hls.latestLevelDetails;
+    modeHint = { mode: state.mode, targetDuration: details ? details.targetduration : null };
+    if (restartTimer) { clearTimeout(restartTimer); restartTimer = null; }
+    start();
+  });
+
   let startId = 0;
   let modeHint = null;
   async function start() {
@@ -194,6 +276,7 @@
     if (hls) { hls.destroy(); hls = null; }
     state.session = null;
     state.partList = 0;
+    state.dvrWindow = null;
     setState("loading");
     if (window.Hls && Hls.isSupported()) {
       const id = ++startId;
@@ -216,6 +299,7 @@
       hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
         const details = data.details;
         state.partList = details.partList ? details.partList.length : 0;
+        state.dvrWindow = dvrWindowOf(details);
         // The playlist hls.js sees decides when the probe could not (or the
         // stream changed profile): start again in the right mode.
         const mode = details.partList && details.partList.length ? "ll" : "plain";
@@ -290,6 +374,7 @@
       state.hlsLatency = hls.latency || null;
       state.targetLatency = hls.targetLatency;
     }
+    updateDvr();
     if (video.currentTime !== lastTime || video.paused) {
       lastTime = video.currentTime;
       lastMoved = Date.now();

@@ -12,6 +12,7 @@ mod metrics;
 mod playback;
 mod player;
 mod proxy;
+mod recordings;
 mod resolve;
 mod routes;
 mod settings;

@@ -39,6 +39,12 @@
 //! a media playlist request is redirected (302) to the same rendition of a
 //! session that is live, and the player follows it.
 //!
+//! Recordings: a recording's VOD playlists, and init and segments under a
+//! session no live origin holds, are routed by the recording's own route
+//! (`GET /recordings/{name}/{session}`, see [`crate::recordings`]): the
+//! one origin holding it, the stream's token policy; VOD playlists are
+//! cached like segments (they never change). Live objects never look there.
+//!
 //! Client aborts (the viewer closed, reset or stopped reading mid-answer)
 //! are not errors of the edge: counted in `edge_client_aborts_total{kind}`,
 //! logged at debug, never answered or counted as a 5xx.
@@ -321,6 +327,21 @@ fn successor<'r>(
     }
 }
 
+/// The session of `obj` if it is media that a recording may hold (init,
+/// segments, parts under a session): routed to the recording when no live
+/// origin holds that session.
+fn recorded_media<'a>(obj: &ObjectPath<'a>) -> Option<&'a str> {
+    match obj.kind {
+        ObjectKind::Init | ObjectKind::Segment | ObjectKind::Part => obj.session,
+        _ => None,
+    }
+}
+
+/// Whether a live origin of `route` holds `session`.
+fn holds(route: &Route, session: &str) -> bool {
+    route.origins.iter().any(|o| o.session == session)
+}
+
 /// The cache key of `target` fetched from `origin`.
 fn key_of(origin: &str, target: &str) -> CacheKey {
     // Length-prefixed so that no origin id/path pair can collide with another.
@@ -539,7 +560,17 @@ impl Edge {
         if obj.kind == ObjectKind::Multivariant && split.sid.is_none() {
             return None;
         }
-        let route = self.routes.cached(obj.stream).await?;
+        let route = match (obj.kind.is_vod(), obj.session) {
+            (true, Some(session)) => self.routes.recordings.cached(obj.stream, session).await?,
+            _ => match (self.routes.cached(obj.stream).await, recorded_media(&obj)) {
+                (Some(r), Some(session)) if !holds(&r, session) => {
+                    self.routes.recordings.cached(obj.stream, session).await?
+                }
+                (Some(r), _) => r,
+                (None, Some(session)) => self.routes.recordings.cached(obj.stream, session).await?,
+                (None, None) => return None,
+            },
+        };
         // Refusals are pingora's path's to answer.
         self.gate
             .check(&route, obj.stream, split.token, Some(&mut conn.memo))
@@ -787,7 +818,29 @@ impl ProxyHttp for Edge {
             return self.answer(session, ctx, 404, &[], "not found\n", "ERROR").await;
         };
         ctx.kind = Some(obj.kind);
-        let (route, source) = self.routes.lookup(obj.stream).await;
+        // A recording's objects go to the origin holding it (see
+        // `crate::recordings`): its VOD playlists always, its media when no
+        // live origin holds the session.
+        let (route, source) = match (obj.kind.is_vod(), obj.session) {
+            (true, Some(recorded)) => self.routes.recordings.lookup(obj.stream, recorded).await,
+            _ => match (self.routes.lookup(obj.stream).await, recorded_media(&obj)) {
+                ((Ok(live), source), Some(recorded)) if live.as_ref().is_none_or(|r| !holds(r, recorded)) => {
+                    // Not a session of this route: maybe one newer than it
+                    // (a publisher that just moved; `RouteTable::recheck`,
+                    // coalesced), else a recording's, else the live route
+                    // decides (a session about to be routed: see
+                    // `Edge::await_session`).
+                    match self.routes.recheck(obj.stream).await {
+                        Ok(Some(newer)) if holds(&newer, recorded) => (Ok(Some(newer)), source),
+                        _ => match self.routes.recordings.lookup(obj.stream, recorded).await {
+                            (Ok(None), _) if live.is_some() => (Ok(live), source),
+                            recording => recording,
+                        },
+                    }
+                }
+                (looked_up, _) => looked_up,
+            },
+        };
         let source = match source {
             LookupSource::Cached => 0,
             LookupSource::Fetched => 1,
@@ -797,6 +850,9 @@ impl ProxyHttp for Edge {
         self.metrics.route_lookups[source].inc();
         let route = match route {
             Ok(Some(r)) => r,
+            Ok(None) if obj.session.is_some() && (obj.kind.is_vod() || recorded_media(&obj).is_some()) => {
+                return self.answer(session, ctx, 404, &[], "no such session\n", "ERROR").await;
+            }
             Ok(None) => return self.answer(session, ctx, 404, &[], "stream not live\n", "ERROR").await,
             Err(e) => {
                 self.metrics.route_failures.inc();
@@ -928,6 +984,8 @@ impl ProxyHttp for Edge {
             (200, Some(ObjectKind::MediaPlaylist)) => self.playlist_ttl,
             (200, Some(ObjectKind::Multivariant)) => self.multivariant_ttl,
             (200, Some(ObjectKind::Thumbnail)) => thumbnail_ttl(resp),
+            // A recording's playlists never change: cached like segments.
+            (200, Some(k)) if k.is_vod() => self.segment_ttl,
             // The origin's refusal of a held request is the answer of every
             // request waiting on its lock: kept briefly so they all get it
             // (uncached, each would go to the origin in turn).
@@ -1111,6 +1169,37 @@ impl ProxyHttp for Edge {
             _ => 0,
         };
         mark(resp, status, age)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else if let Some(i) = ctx.shield
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
+        {
+            // The shield died under the request (a held reload waiting on it,
+            // or a fetch in flight): passed over like a shield that refuses,
+            // and the request tried again at once on the next shield or the
+            // origin, rather than failed after a wait.
+            tracing::warn!(shield = %self.shields.host(i), error = %e, "shield failed mid-request; passing it over");
+            self.shields.failed(i);
+            ctx.shields_failed.push(i);
+            e.set_retry(true);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     fn fail_to_connect(
@@ -1343,5 +1432,22 @@ mod tests {
             Some(((5, 2), playlist.to_string()))
         );
         assert_eq!(part_and_playlist("/s/a1/360p/5.m4s"), None);
+    }
+
+    #[test]
+    fn only_media_under_a_session_may_be_a_recordings_media() {
+        fn session(path: &str) -> Option<&str> {
+            recorded_media(&parse_object_path(path).expect("a layout path"))
+        }
+        assert_eq!(session("/s/a1/360p/5.m4s"), Some("a1"));
+        assert_eq!(session("/s/a1/360p/5.2.m4s"), Some("a1"));
+        assert_eq!(session("/s/a1/360p/init.mp4"), Some("a1"));
+        // Live playlists keep their redirect to a live session; VOD
+        // playlists are routed as recordings by their kind.
+        assert_eq!(session("/s/a1/360p/index.m3u8"), None);
+        assert_eq!(session("/s/index.m3u8"), None);
+        assert_eq!(session("/s/a1/vod.m3u8"), None);
+        assert!(parse_object_path("/s/a1/vod.m3u8").unwrap().kind.is_vod());
+        assert!(parse_object_path("/s/a1/360p/vod.m3u8").unwrap().kind.is_vod());
     }
 }

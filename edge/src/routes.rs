@@ -23,6 +23,7 @@
 //!   within a heartbeat. A stream that really ended loses nothing either:
 //!   its origin still serves the playlists that end with EXT-X-ENDLIST.
 
+use crate::recordings::RecordingTable;
 use api_types::Route;
 use moka::future::Cache;
 use reqwest::{Client, StatusCode, Url};
@@ -68,6 +69,8 @@ pub struct RouteTable {
     last_live: Mutex<Option<(Arc<LiveSet>, Instant)>>,
     /// Answers of [`RouteTable::recheck`], kept [`RECHECK_EVERY`].
     rechecked: Cache<String, Option<Arc<Route>>>,
+    /// Recordings' routes ([`crate::recordings`]), on the same client.
+    pub recordings: RecordingTable,
 }
 
 /// How often requests waiting for a moved publisher's session may have a
@@ -87,8 +90,10 @@ const MAX_STREAMS: u64 = 100_000;
 
 impl RouteTable {
     pub fn new(base: Url, fresh_for: Duration, stale_for: Duration, timeout: Duration) -> anyhow::Result<RouteTable> {
+        let client = Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         Ok(RouteTable {
-            client: Client::builder().timeout(timeout).connect_timeout(timeout).build()?,
+            recordings: RecordingTable::new(client.clone(), base.clone(), stale_for),
+            client,
             base,
             fresh: Cache::builder()
                 .max_capacity(MAX_STREAMS)

@@ -61,9 +61,17 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
     if s.thumbnails {
         transcode::thumbnail::check_elements()?;
     }
-    let profiles = Profiles::load(s.profiles.as_deref())?;
+    let profiles = Profiles::load(s.profiles.as_deref())?
+        .with_default_dvr_window(s.dvr_window)
+        .context("--dvr-window")?;
     std::fs::create_dir_all(&s.output_dir)
         .with_context(|| format!("cannot create --output-dir {}", s.output_dir.display()))?;
+    // Recordings cut short by a crash, finalized before any publish starts.
+    let out = s.output_dir.clone();
+    let recovered = tokio::task::spawn_blocking(move || crate::package::vod::recover(&out)).await?;
+    if recovered > 0 {
+        tracing::info!(recovered, "recordings cut short finalized");
+    }
     let metrics = Arc::new(Metrics::new());
     let disk = DiskMetrics::register(&metrics.registry)?;
     let router = RouterClient::new(&s.router, &s.agent_token, &s.origin_id, s.router_timeout)?;
@@ -85,7 +93,11 @@ pub async fn run(s: Settings, listeners: Listeners, shutdown: impl Future<Output
         Some(addr) => Some(ingest::srt::start(addr, ctx.clone()).context("cannot start the SRT listener")?),
         None => None,
     };
-    let janitor = tokio::spawn(janitor::run(ctx.clone(), s.retain_ended, s.max_disk, disk));
+    let retention = janitor::Retention {
+        ended: s.retain_ended,
+        recordings: s.recording_retention,
+    };
+    let janitor = tokio::spawn(janitor::run(ctx.clone(), retention, s.max_disk, disk));
     let mut state = serve::ServeState::new(
         s.output_dir.clone(),
         metrics,

@@ -8,9 +8,16 @@
 //! session), sessions of an origin that crashed, and a stream's folder and
 //! multivariant playlist once none of its sessions is left.
 //!
-//! `--max-disk` bounds the bytes under the output folder. When a sweep finds
-//! more, it removes ended sessions before their retention, the one that
-//! ended longest ago first; if live sessions alone are still over the bound,
+//! Recordings (sessions with `recording.json`, or a recorded session's
+//! marker: see `package::vod`) have their own retention
+//! (`--recording-retention`), counted from their `ended_at_ms`; other ended
+//! sessions keep `--retain-ended`, counted from their last change. Both
+//! survive a restart: the sweep reads only the disk.
+//!
+//! `--max-disk` bounds the bytes under the output folder, recordings
+//! included. When a sweep finds more, it removes ended sessions before their
+//! retention: unrecorded ones first, the one that ended longest ago first,
+//! then recordings the same way; if live sessions alone are still over the bound,
 //! new publishes are refused (live ones go on: each is bounded by its
 //! window) until a sweep finds the folder under the bound again.
 //!
@@ -20,6 +27,7 @@
 //! has ended. A stream folder is removed with `remove_dir`, which fails if a
 //! new session appeared in it meanwhile.
 
+use crate::package::vod;
 use crate::publish::OriginContext;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashSet;
@@ -36,6 +44,18 @@ pub struct Sweep {
     pub removed: u64,
     /// Still over `--max-disk` with nothing ended left to remove.
     pub full: bool,
+    /// Ended recordings left on disk, and their bytes.
+    pub recordings: u64,
+    pub recording_bytes: u64,
+}
+
+/// How long ended sessions stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Sessions not recorded, from their last change (`--retain-ended`).
+    pub ended: Duration,
+    /// Recordings, from their end (`--recording-retention`).
+    pub recordings: Duration,
 }
 
 /// The janitor's Prometheus metrics.
@@ -43,6 +63,8 @@ pub struct DiskMetrics {
     bytes: IntGauge,
     full: IntGauge,
     removed: IntCounter,
+    recordings: IntGauge,
+    recording_bytes: IntGauge,
 }
 
 impl DiskMetrics {
@@ -57,7 +79,17 @@ impl DiskMetrics {
                 "origin_sessions_removed_total",
                 "Ended session folders removed (retention passed or --max-disk reached)",
             )?,
+            recordings: IntGauge::new(
+                "origin_recordings",
+                "Recordings (ended recorded sessions) on disk at the last sweep",
+            )?,
+            recording_bytes: IntGauge::new(
+                "origin_recording_bytes",
+                "Bytes of the recordings on disk at the last sweep (part of origin_output_bytes)",
+            )?,
         };
+        registry.register(Box::new(m.recordings.clone()))?;
+        registry.register(Box::new(m.recording_bytes.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.full.clone()))?;
         registry.register(Box::new(m.removed.clone()))?;
@@ -71,8 +103,10 @@ struct SessionDir {
     session: String,
     path: PathBuf,
     bytes: u64,
-    /// Newest modification time inside: when it last changed (ended).
-    newest: SystemTime,
+    /// When it ended: a recording's `ended_at_ms`, else the newest
+    /// modification time inside (its last change).
+    ended: SystemTime,
+    recorded: bool,
 }
 
 /// Total size and newest mtime of everything under `dir` (two levels: a
@@ -110,7 +144,7 @@ fn is_dir(e: &std::fs::DirEntry) -> bool {
 pub fn sweep(
     output_dir: &Path,
     live: impl FnOnce() -> Vec<(String, String)>,
-    retention: Duration,
+    retention: Retention,
     max_disk: Option<u64>,
 ) -> Sweep {
     let mut sessions = vec![];
@@ -124,13 +158,20 @@ pub fn sweep(
         }
         for entry in std::fs::read_dir(stream.path()).into_iter().flatten().flatten() {
             if is_dir(&entry) {
-                let (bytes, newest) = measure(&entry.path());
+                let path = entry.path();
+                let (bytes, newest) = measure(&path);
+                let recorded = vod::is_recorded(&path);
+                let ended = match vod::read_meta(&path) {
+                    Some(m) => SystemTime::UNIX_EPOCH + Duration::from_millis(m.ended_at_ms),
+                    None => newest,
+                };
                 sessions.push(SessionDir {
                     stream: name.clone(),
                     session: entry.file_name().to_string_lossy().into_owned(),
-                    path: entry.path(),
+                    path,
                     bytes,
-                    newest,
+                    ended,
+                    recorded,
                 });
             } else {
                 loose_bytes += entry.metadata().map_or(0, |m| m.len());
@@ -155,16 +196,22 @@ pub fn sweep(
             false
         }
     };
-    // Ended sessions, the one that ended longest ago first.
+    // Ended sessions: unrecorded ones first, then recordings; within each,
+    // the one that ended longest ago first (the order --max-disk removes in).
     let mut ended: Vec<&SessionDir> = sessions
         .iter()
         .filter(|s| !live.contains(&(s.stream.clone(), s.session.clone())))
         .collect();
-    ended.sort_by_key(|s| s.newest);
+    ended.sort_by_key(|s| (s.recorded, s.ended));
     let mut kept = vec![];
     for s in ended {
-        let age = now.duration_since(s.newest).unwrap_or_default();
-        if age > retention {
+        let age = now.duration_since(s.ended).unwrap_or_default();
+        let keep_for = if s.recorded {
+            retention.recordings
+        } else {
+            retention.ended
+        };
+        if age > keep_for {
             if !remove(s, "retention", &mut total) {
                 kept.push(s);
             }
@@ -172,14 +219,18 @@ pub fn sweep(
             kept.push(s);
         }
     }
+    let mut left = vec![];
     if let Some(max) = max_disk {
         for s in kept {
-            if total <= max {
-                break;
+            if total > max && remove(s, "max-disk", &mut total) {
+                continue;
             }
-            remove(s, "max-disk", &mut total);
+            left.push(s);
         }
+    } else {
+        left = kept;
     }
+    let recordings: Vec<&&SessionDir> = left.iter().filter(|s| s.recorded).collect();
     // Streams not live whose sessions are all gone: their multivariant
     // playlist (and any temporary) goes, then the folder if it is empty.
     for (name, path) in stream_dirs {
@@ -204,13 +255,18 @@ pub fn sweep(
         bytes: total,
         removed,
         full: max_disk.is_some_and(|max| total > max),
+        recordings: recordings.len() as u64,
+        recording_bytes: recordings.iter().map(|s| s.bytes).sum(),
     }
 }
 
 /// Sweeps every `min(retention, 2 s)` until the origin shuts down; keeps
 /// the context's disk-full flag and the metrics current.
-pub async fn run(ctx: Arc<OriginContext>, retention: Duration, max_disk: Option<u64>, metrics: DiskMetrics) {
-    let period = retention.clamp(Duration::from_millis(200), Duration::from_secs(2));
+pub async fn run(ctx: Arc<OriginContext>, retention: Retention, max_disk: Option<u64>, metrics: DiskMetrics) {
+    let period = retention
+        .ended
+        .min(retention.recordings)
+        .clamp(Duration::from_millis(200), Duration::from_secs(2));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -227,6 +283,8 @@ pub async fn run(ctx: Arc<OriginContext>, retention: Duration, max_disk: Option<
         metrics.bytes.set(s.bytes as i64);
         metrics.removed.inc_by(s.removed);
         metrics.full.set(i64::from(s.full));
+        metrics.recordings.set(s.recordings as i64);
+        metrics.recording_bytes.set(s.recording_bytes as i64);
         if s.full && !ctx.disk_full() {
             tracing::error!(
                 bytes = s.bytes,
@@ -254,6 +312,67 @@ mod tests {
         std::fs::write(root.join(stream).join("index.m3u8"), "#EXTM3U\n").unwrap();
     }
 
+    fn keep(d: Duration) -> Retention {
+        Retention {
+            ended: d,
+            recordings: d,
+        }
+    }
+
+    /// A finished recording that ended `ago`.
+    fn recording(root: &Path, stream: &str, session: &str, bytes: usize, ago: Duration) {
+        self::session(root, stream, session, bytes);
+        let ended = SystemTime::now() - ago;
+        let meta = api_types::RecordingMeta {
+            stream: stream.into(),
+            session: session.into(),
+            started_at_ms: vod::ms_since_epoch(ended - Duration::from_secs(20)),
+            ended_at_ms: vod::ms_since_epoch(ended),
+            duration_s: 20.0,
+            renditions: vec![],
+        };
+        std::fs::write(
+            root.join(stream).join(session).join(api_types::layout::RECORDING_META),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn recordings_keep_their_own_retention_from_their_end() {
+        let d = tempfile::tempdir().unwrap();
+        recording(d.path(), "rec", "r1", 10, Duration::from_secs(30));
+        recording(d.path(), "rec", "r2", 10, Duration::from_secs(7200));
+        session(d.path(), "rec", "plain", 10);
+        let retention = Retention {
+            ended: Duration::ZERO,
+            recordings: Duration::from_secs(3600),
+        };
+        let s = sweep(d.path(), live(&[]), retention, None);
+        assert!(!d.path().join("rec/plain").exists(), "unrecorded: --retain-ended");
+        assert!(
+            !d.path().join("rec/r2").exists(),
+            "ended two hours ago (its files are new)"
+        );
+        assert!(d.path().join("rec/r1/360p/0.m4s").exists());
+        assert_eq!((s.removed, s.recordings), (2, 1));
+        assert!(s.recording_bytes > 10, "{s:?}");
+    }
+
+    #[test]
+    fn max_disk_takes_unrecorded_sessions_before_recordings() {
+        let d = tempfile::tempdir().unwrap();
+        // The recording is the oldest, yet goes last.
+        recording(d.path(), "a", "r1", 1000, Duration::from_secs(600));
+        session(d.path(), "a", "s1", 1000);
+        let s = sweep(d.path(), live(&[]), keep(Duration::from_secs(3600)), Some(1500));
+        assert!(!d.path().join("a/s1").exists() && d.path().join("a/r1").exists());
+        assert_eq!(s.recordings, 1);
+        let s = sweep(d.path(), live(&[]), keep(Duration::from_secs(3600)), Some(100));
+        assert!(!d.path().join("a").exists());
+        assert_eq!((s.recordings, s.full), (0, false));
+    }
+
     fn live(pairs: &[(&str, &str)]) -> impl FnOnce() -> Vec<(String, String)> {
         let v: Vec<_> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         move || v
@@ -265,11 +384,16 @@ mod tests {
         session(d.path(), "golive", "s1", 10);
         session(d.path(), "golive", "s2", 10);
         session(d.path(), "ended", "s3", 10);
-        let s = sweep(d.path(), live(&[("golive", "s2")]), Duration::from_secs(3600), None);
+        let s = sweep(
+            d.path(),
+            live(&[("golive", "s2")]),
+            keep(Duration::from_secs(3600)),
+            None,
+        );
         assert_eq!(s.removed, 0, "fresh output is kept");
         assert!(d.path().join("golive/s1").exists() && d.path().join("ended/s3").exists());
 
-        let s = sweep(d.path(), live(&[("golive", "s2")]), Duration::ZERO, None);
+        let s = sweep(d.path(), live(&[("golive", "s2")]), keep(Duration::ZERO), None);
         assert_eq!(s.removed, 2);
         assert!(
             !d.path().join("golive/s1").exists(),
@@ -301,7 +425,7 @@ mod tests {
         }
         session(d.path(), "a", "s2", 1000);
         session(d.path(), "b", "s3", 1000);
-        let hour = Duration::from_secs(3600);
+        let hour = keep(Duration::from_secs(3600));
         // 3000 bytes of segments (plus playlists); bound 2500: only s1 goes.
         let s = sweep(d.path(), live(&[("b", "s3")]), hour, Some(2500));
         assert_eq!(s.removed, 1);

@@ -12,6 +12,8 @@
 //! [profiles.default]
 //! segment_duration = "2s"      # GOP = segment duration, in every rung
 //! part_target = "334ms"        # low-latency HLS parts; omit for plain HLS
+//! dvr_window = "2h"            # time-shift window ("90s", or seconds: 5400);
+//!                              # 0 or absent: the live window; at most 24h
 //! audio_bitrate_kbps = 128
 //!
 //! [[profiles.default.rungs]]
@@ -88,6 +90,10 @@ pub struct Profile {
     /// for plain HLS.
     #[serde(default, with = "humantime_serde_option")]
     pub part_target: Option<Duration>,
+    /// DVR: how much media the media playlists list (and segments stay on
+    /// disk), so players can seek back; `None` (or 0): the live window.
+    #[serde(default, with = "dvr_window_serde")]
+    pub dvr_window: Option<Duration>,
 }
 
 fn default_segment() -> Duration {
@@ -118,6 +124,28 @@ mod humantime_serde_option {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+/// `dvr_window`: `"2h"`, `"90s"` or whole seconds; 0 is none.
+mod dvr_window_serde {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Window {
+        Seconds(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let w = match Option::<Window>::deserialize(d)? {
+            None => return Ok(None),
+            Some(Window::Seconds(s)) => Duration::from_secs(s),
+            Some(Window::Text(t)) => humantime::parse_duration(&t).map_err(serde::de::Error::custom)?,
+        };
+        Ok(Some(w).filter(|w| !w.is_zero()))
     }
 }
 
@@ -192,6 +220,11 @@ impl Profile {
             && (pt < Duration::from_millis(100) || pt * 2 > self.segment_duration)
         {
             return bad("part_target must be at least 100ms and at most half the segment_duration".into());
+        }
+        if let Some(w) = self.dvr_window
+            && w > crate::package::playlist::MAX_DVR_WINDOW
+        {
+            return bad("dvr_window must be at most 24h".into());
         }
         if self.passthrough != self.rungs.is_empty() {
             return bad("a profile is either passthrough = true or has rungs, not both or neither".into());
@@ -307,6 +340,19 @@ impl Profiles {
     pub fn get(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }
+
+    /// Gives every profile that sets no `dvr_window` of its own this one
+    /// (`--dvr-window`); refused past the cap like the file's.
+    pub fn with_default_dvr_window(mut self, window: Option<Duration>) -> Result<Profiles, ProfileError> {
+        let Some(w) = window.filter(|w| !w.is_zero()) else {
+            return Ok(self);
+        };
+        for (name, p) in &mut self.profiles {
+            p.dvr_window.get_or_insert(w);
+            p.validate(name)?;
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +388,33 @@ mod tests {
         assert!(ladder(api_types::MAX_RENDITIONS - 1).is_ok());
         let err = ladder(api_types::MAX_RENDITIONS).unwrap_err().to_string();
         assert!(err.contains("at most 15 rungs"), "{err}");
+    }
+
+    #[test]
+    fn a_dvr_window_is_a_duration_or_seconds() {
+        let window = |v: &str| {
+            let p = Profiles::parse(&format!("[profiles.x]\npassthrough = true\n{v}")).unwrap();
+            p.get("x").unwrap().dvr_window
+        };
+        assert_eq!(window("dvr_window = \"2h\"\n"), Some(Duration::from_secs(7200)));
+        assert_eq!(window("dvr_window = 90\n"), Some(Duration::from_secs(90)));
+        assert_eq!(window("dvr_window = 0\n"), None);
+        assert_eq!(window(""), None);
+        assert_eq!(Profiles::builtin().get("default").unwrap().dvr_window, None);
+        let flagged = Profiles::builtin()
+            .with_default_dvr_window(Some(Duration::from_secs(600)))
+            .unwrap();
+        assert!(
+            flagged
+                .profiles
+                .values()
+                .all(|p| p.dvr_window == Some(Duration::from_secs(600)))
+        );
+        assert!(
+            Profiles::builtin()
+                .with_default_dvr_window(Some(Duration::from_secs(25 * 3600)))
+                .is_err()
+        );
     }
 
     #[test]
@@ -422,6 +495,8 @@ mod tests {
             ),
             ("[profiles.x]\npassthrough = true\nbogus = 1\n", "unknown field"),
             ("not toml", "invalid"),
+            ("[profiles.x]\npassthrough = true\ndvr_window = \"25h\"\n", "dvr_window"),
+            ("[profiles.x]\npassthrough = true\ndvr_window = \"soon\"\n", "invalid"),
         ];
         for (text, want) in cases {
             let err = Profiles::parse(text).unwrap_err().to_string();

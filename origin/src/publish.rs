@@ -273,19 +273,23 @@ impl Publish {
                 metrics: ctx.metrics.clone(),
                 started: SystemTime::now(),
             });
-            let writer = Arc::new(SessionWriter::new(
-                &ctx.output_dir,
-                &stream,
-                &session,
-                target,
-                profile.part_target.map(|part_target| LowLatency {
-                    part_target,
-                    segment: profile.segment_duration,
-                }),
-                ctx.segment_grace,
-                counters.clone(),
-                ctx.playlists.clone(),
-            )?);
+            let writer = Arc::new(
+                SessionWriter::new(
+                    &ctx.output_dir,
+                    &stream,
+                    &session,
+                    target,
+                    profile.part_target.map(|part_target| LowLatency {
+                        part_target,
+                        segment: profile.segment_duration,
+                    }),
+                    ctx.segment_grace,
+                    counters.clone(),
+                    ctx.playlists.clone(),
+                )?
+                .with_dvr_window(profile.dvr_window)
+                .recording(auth.record)?,
+            );
             let thumbnails = ctx
                 .thumbnails
                 .writer(&ctx.output_dir, &stream, profile.segment_duration);
@@ -301,7 +305,7 @@ impl Publish {
             }
         };
         ctx.metrics.streams_live.inc();
-        tracing::info!(%stream, %session, profile = %auth.profile.name, "publish started");
+        tracing::info!(%stream, %session, profile = %auth.profile.name, record = auth.record, "publish started");
         let shared = Arc::new(Shared {
             ctx: ctx.clone(),
             stream,

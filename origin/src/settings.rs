@@ -64,9 +64,24 @@ pub struct Settings {
     #[arg(long, env = "ORIGIN_MAX_HELD_REQUESTS", default_value_t = 4096)]
     pub max_held_requests: usize,
 
-    /// How long an ended stream's output stays on disk.
+    /// How long an ended stream's output stays on disk (sessions not
+    /// recorded; see --recording-retention).
     #[arg(long, env = "ORIGIN_RETAIN_ENDED", default_value = "60s", value_parser = humantime::parse_duration)]
     pub retain_ended: Duration,
+
+    /// How long a recording (a session of a stream with `record` set: its
+    /// segments, VOD playlists and recording.json) stays on disk, counted
+    /// from the session's end. --max-disk counts recordings and removes the
+    /// oldest after every ended session that is not one.
+    #[arg(long, env = "ORIGIN_RECORDING_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub recording_retention: Duration,
+
+    /// DVR (time-shift) window of every profile that sets no `dvr_window`
+    /// of its own (the built-in ones included), e.g. `2h`: media playlists
+    /// list that much media and segments stay on disk that long. At most
+    /// 24h; 0 or absent: the live window.
+    #[arg(long, env = "ORIGIN_DVR_WINDOW", value_parser = humantime::parse_duration)]
+    pub dvr_window: Option<Duration>,
 
     /// Bound on the bytes under --output-dir, e.g. `20GiB` or `500MB` (off
     /// when not set). When a sweep finds more, ended sessions are removed

@@ -90,6 +90,7 @@ function row(s) {
   const tr = el("tr", {});
   tr.dataset.stream = s.name;
   tr.dataset.state = state;
+  tr.dataset.record = s.record ? "on" : "off";
   const origins = s.origins.map((o) => o.origin).join(", ");
   const renditions = el("td", { className: "renditions" });
   const first = s.origins[0];
@@ -106,6 +107,11 @@ function row(s) {
     button("Rotate key", () => rotate(s.name), { className: "rotate" }),
     button("Playback URL", () => mint(s.name), { className: "mint" }),
     button("Preview", () => preview(s), { className: "preview" }),
+    button(s.record ? "Stop recording" : "Record", () => act(
+      `${s.name} ${s.record ? "is no longer recorded" : "is recorded from its next publish"}.`,
+      () => api("PATCH", `/admin/streams/${s.name}`, { record: !s.record })),
+    { className: "record", title: "keep each publish as a recording (from the next publish)" }),
+    button("Recordings", () => recordings(s), { className: "recordings" }),
     button("Delete", () => remove(s.name), { className: "delete danger" }));
   const name = el("td", { className: "name", textContent: s.name, title: `profile ${s.profile}` });
   if (s.live && config.public_edge_url && s.playback !== "token") {
@@ -198,6 +204,37 @@ async function preview(s) {
   $("preview").hidden = false;
 }
 
+// A stream's recordings (GET /streams/{name}/recordings), newest first, each
+// with a link to the player page (?vod=) and its VOD playlist on the edge.
+async function recordings(s) {
+  const list = await act(`Recordings of ${s.name} listed.`,
+    () => api("GET", `/streams/${s.name}/recordings`));
+  if (!list) return;
+  // A token stream's links carry a token valid for an hour.
+  let token = null;
+  if (s.playback === "token") {
+    const r = await act(`Token for ${s.name}'s recordings minted.`,
+      () => api("POST", `/admin/streams/${s.name}/playback-tokens`, { ttl_s: 3600 }));
+    if (!r) return;
+    token = r.token;
+  }
+  $("recordings-name").textContent = s.name;
+  const ul = $("recordings-list");
+  ul.replaceChildren();
+  for (const r of list) {
+    const query = `?vod=${encodeURIComponent(r.session)}` + (token ? `&token=${encodeURIComponent(token)}` : "");
+    const vod = token ? `/t/${encodeURIComponent(token)}${r.url}` : r.url;
+    ul.append(el("li", { className: "recording" },
+      el("span", { textContent: `${new Date(r.started_at_ms).toLocaleString()}, ${r.duration_s.toFixed(1)} s ` }),
+      el("a", { className: "play", href: edgeUrl(`/watch/${s.name}${query}`), target: "_blank", rel: "noopener",
+        textContent: "Play" }),
+      " ",
+      el("a", { className: "vod", href: edgeUrl(vod), target: "_blank", rel: "noopener", textContent: "VOD playlist" })));
+  }
+  $("recordings-empty").hidden = list.length > 0;
+  $("recordings").hidden = false;
+}
+
 async function create(ev) {
   ev.preventDefault();
   const body = { name: $("new-name").value.trim() };
@@ -250,6 +287,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("signout").addEventListener("click", () => signOut());
   $("secret-close").addEventListener("click", () => { $("secret").hidden = true; $("secret-key").textContent = ""; });
   $("minted-close").addEventListener("click", () => { $("minted").hidden = true; });
+  $("recordings-close").addEventListener("click", () => { $("recordings").hidden = true; });
   $("preview-close").addEventListener("click", () => { $("preview").hidden = true; $("preview-frame").src = "about:blank"; });
   for (const b of document.querySelectorAll("button.copy")) b.addEventListener("click", () => copy(b.dataset.copy));
   if (token()) await start(); else signOut();

@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
         settings.viewer_ttl,
         metrics.redis_errors.clone(),
     )
-    .context("invalid --redis URL or --redis-sentinel address")?;
+    .context("invalid --redis URL or --redis-sentinel address")?
+    .with_recording_ttl(settings.recording_ttl);
     // Not fatal: the API answers 503 until Redis is reachable.
     if let Err(e) = store.ping().await {
         tracing::warn!(error = %e, redis = ?target, "Redis is not reachable yet; answering 503 until it is");

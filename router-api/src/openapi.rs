@@ -2,18 +2,19 @@
 //! handlers' annotations and the `api-types` schemas, so it cannot drift from
 //! the code.
 
-use crate::api::{admin, health, ingest, reports, routing, viewers};
+use crate::api::{admin, health, ingest, recordings, reports, routing, viewers};
 use api_types::*;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dionysia router API", description = "Stream keys, ingest authorization, discovery reports, routing, playback policy and tokens, viewer counts."),
+    info(title = "Dionysia router API", description = "Stream keys, ingest authorization, discovery reports, routing, playback policy and tokens, viewer counts, recordings."),
     paths(
         admin::create, admin::list, admin::show, admin::update, admin::delete, admin::rotate_key, admin::mint_token,
         viewers::put,
         ingest::authorize, ingest::renew, ingest::release, reports::put, reports::delete, routing::show, routing::list,
+        recordings::put, recordings::delete, recordings::list, recordings::route,
         health::healthz, health::readyz,
     ),
     components(schemas(
@@ -21,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         ClaimRenewal, ClaimRelease, ClaimRenewed,
         ProfileRef, Rendition, OriginReport, ReportAccepted, RouteOrigin, Route,
         Playback, CreatePlaybackToken, PlaybackToken, ViewerReport, ViewersAccepted, WebhookEvent,
+        RecordingMeta, RecordingReport, Recording, RecordingRoute,
     )),
     modifiers(&BearerSchemes),
 )]

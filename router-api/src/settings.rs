@@ -56,6 +56,13 @@ pub struct Settings {
     #[arg(long, env = "ROUTER_REPORT_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub report_ttl: Duration,
 
+    /// How long a recording report (`PUT /origins/{origin}/recordings/...`)
+    /// stays listed without a fresh one. Agents heartbeat recordings within
+    /// a third of it; a recording whose origin stops reporting it (the
+    /// retention removed it, the origin is gone) leaves the list this long after.
+    #[arg(long, env = "ROUTER_RECORDING_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub recording_ttl: Duration,
+
     /// Operator token for /admin/* (sent as `Authorization: Bearer ...`).
     /// Prefer the environment variable: flags are visible in `ps`.
     #[arg(long, env = "ROUTER_ADMIN_TOKEN", hide_env_values = true)]
@@ -156,6 +163,10 @@ impl Settings {
         anyhow::ensure!(
             self.report_ttl >= Duration::from_secs(1),
             "--report-ttl must be at least 1s"
+        );
+        anyhow::ensure!(
+            self.recording_ttl >= Duration::from_secs(1),
+            "--recording-ttl must be at least 1s"
         );
         anyhow::ensure!(
             self.viewer_ttl >= Duration::from_secs(1),

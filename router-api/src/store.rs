@@ -15,6 +15,7 @@
 //! | `claim-info` | hash | stream name -> `"{origin} {session}"` of its claim, kept past the claim's expiry for `stream.ended` |
 //! | `viewers:{name}` | hash, TTL | edge id -> `"{count} {expires_at_ms}"` |
 //! | `edge-viewers:{edge}` | string, TTL | the stream names of the edge's last viewer report, space-separated |
+//! | `recordings:{name}` | hash, TTL | session -> JSON `StoredRecording`: which origin holds that recording (see [`recordings`]) |
 //!
 //! Viewer reports replace an edge's previous one: the script drops the
 //! edge's field from the streams it no longer lists. A count is live while
@@ -51,6 +52,10 @@
 //! for these atomic changes (the data is small: Cluster buys availability
 //! here, not sharding). `router-api/tests/sentinel.rs` runs them on a
 //! Cluster node, which refuses cross-slot keys.
+
+mod recordings;
+
+pub use recordings::{MAX_RECORDINGS_PER_STREAM, PutRecording};
 
 use crate::redis_conn::{Connector, Target};
 use api_types::{OriginReport, Playback, Rendition, RouteOrigin};
@@ -208,6 +213,7 @@ pub struct Store {
     prefix: String,
     report_ttl: Duration,
     viewer_ttl: Duration,
+    recording_ttl: Duration,
     errors: prometheus::IntCounter,
     scripts: Scripts,
 }
@@ -240,6 +246,7 @@ impl Store {
             prefix: prefix.to_string(),
             report_ttl,
             viewer_ttl,
+            recording_ttl: report_ttl,
             errors,
             scripts: Scripts::new(),
         })
@@ -373,6 +380,7 @@ impl Store {
         if !deleted {
             return Ok(None);
         }
+        self.delete_recordings(name).await?;
         Ok(Some(self.revoke(name).await?))
     }
 

@@ -4,6 +4,8 @@
 //!   sliding window, retention of segments that left it) and its rendering.
 //! - [`multivariant`]: the multivariant playlist (variants + audio group).
 //! - [`session`]: writes one publish session from `cmafmux` output.
+//! - [`vod`]: recordings: VOD playlists, `recording.json`, finalizing a
+//!   recording cut short by a crash.
 //! - [`fsio`]: atomic file replacement, so readers never see half a playlist.
 
 pub mod fsio;
@@ -11,3 +13,4 @@ pub mod live;
 pub mod multivariant;
 pub mod playlist;
 pub mod session;
+pub mod vod;

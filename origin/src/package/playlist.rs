@@ -12,8 +12,18 @@
 //!   update (`_HLS_skip`, which may skip only what lies more than
 //!   CAN-SKIP-UNTIL = [`SKIP_UNTIL_TARGETS`] target durations from the end)
 //!   skips about half of it.
+//! - A DVR (time-shift) window ([`MediaPlaylist::with_dvr_window`]) makes
+//!   the window that long instead, so players can seek back within it. Such
+//!   a playlist advertises delta updates (CAN-SKIP-UNTIL) even when plain
+//!   (8216bis 4.4.3.8 allows EXT-X-SERVER-CONTROL in any playlist), so a
+//!   reload of a long window stays small.
 //! - Parts are listed for the segments that end within the last three
 //!   target durations, and for the segment in progress (8216bis 6.2.2).
+//! - Rendering costs one copy per segment line: each segment's lines
+//!   (PROGRAM-DATE-TIME, EXTINF, URI) are formatted once, when it is listed,
+//!   and kept beside it; only the parts near the live end are formatted on
+//!   every render. A 3,600-segment DVR window re-rendered on every part
+//!   stays cheap (`loadtest/bench/dvr.sh`).
 //! - PART-HOLD-BACK is three part targets, the spec's recommendation.
 //! - Every segment carries EXT-X-PROGRAM-DATE-TIME.
 //! - A segment that leaves the window is handed back to the caller, which
@@ -41,6 +51,8 @@ pub const LL_WINDOW_TARGETS: u64 = 2 * SKIP_UNTIL_TARGETS;
 /// Parts are listed for segments ending within this many target durations
 /// of the playlist's end.
 const PARTS_LISTED_TARGETS: u64 = 3;
+/// The longest DVR window a profile may ask for.
+pub const MAX_DVR_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Error, PartialEq)]
 pub enum PlaylistError {
@@ -115,6 +127,11 @@ pub struct MediaPlaylist {
     target_duration: u64,
     init_uri: String,
     segments: VecDeque<Segment>,
+    /// Each listed segment's lines without its parts
+    /// (`#EXT-X-PROGRAM-DATE-TIME`, `#EXTINF`, URI), formatted once.
+    lines: VecDeque<Box<str>>,
+    /// The time-shift window, if longer than the live one.
+    dvr_window: Option<Duration>,
     /// Low-latency: the part target (EXT-X-PART-INF).
     part_target: Option<Duration>,
     /// Low-latency: the segment in progress (its parts so far).
@@ -132,6 +149,8 @@ impl MediaPlaylist {
             target_duration: target.as_secs_f64().ceil().max(1.0) as u64,
             init_uri: init_uri.to_string(),
             segments: VecDeque::new(),
+            lines: VecDeque::new(),
+            dvr_window: None,
             part_target: None,
             building: None,
             hint: None,
@@ -147,8 +166,33 @@ impl MediaPlaylist {
         }
     }
 
+    /// Lists `window` of media (a DVR window) when that is longer than the
+    /// live window; `None` or zero keeps the live window.
+    pub fn with_dvr_window(mut self, window: Option<Duration>) -> MediaPlaylist {
+        self.dvr_window = window.filter(|w| !w.is_zero());
+        self
+    }
+
     pub fn target_duration(&self) -> u64 {
         self.target_duration
+    }
+
+    /// The least media the window lists: the live window, or the DVR
+    /// window when longer.
+    pub fn window(&self) -> Duration {
+        let targets = if self.part_target.is_some() {
+            LL_WINDOW_TARGETS
+        } else {
+            3
+        };
+        let live = Duration::from_secs(targets * self.target_duration);
+        self.dvr_window.map_or(live, |d| d.max(live))
+    }
+
+    /// Whether the playlist offers delta updates (`_HLS_skip`): every
+    /// low-latency one, and a plain one with a DVR window.
+    pub fn can_skip(&self) -> bool {
+        self.part_target.is_some() || self.dvr_window.is_some()
     }
 
     pub fn part_target(&self) -> Option<Duration> {
@@ -199,13 +243,9 @@ impl MediaPlaylist {
             return Err(PlaylistError::Ended);
         }
         self.accepts(segment.duration())?;
+        self.lines.push_back(segment_lines(&segment).into());
         self.segments.push_back(segment);
-        let window = if self.part_target.is_some() {
-            LL_WINDOW_TARGETS
-        } else {
-            3
-        };
-        let min_window = Duration::from_secs(window * self.target_duration);
+        let min_window = self.window();
         let mut total: Duration = self.segments.iter().map(Segment::duration).sum();
         let mut left = vec![];
         while let Some(oldest) = self.segments.front() {
@@ -213,6 +253,7 @@ impl MediaPlaylist {
                 break;
             }
             total -= oldest.duration();
+            self.lines.pop_front();
             left.extend(self.segments.pop_front());
         }
         Ok(left)
@@ -282,12 +323,17 @@ impl MediaPlaylist {
     }
 
     /// The playlist's text: the whole playlist, or with `skip` (and a
-    /// low-latency playlist) a delta update.
+    /// playlist that offers delta updates, [`MediaPlaylist::can_skip`]) a
+    /// delta update.
     pub fn render(&self, reports: &[RenditionReport], skip: bool) -> String {
-        let mut out = String::with_capacity(256 + 64 * self.segments.len());
+        let skipped = if skip && self.can_skip() { self.skippable() } else { 0 };
+        let bytes: usize = self.lines.iter().skip(skipped).map(|l| l.len()).sum();
+        let mut out = String::with_capacity(512 + bytes + 256 * reports.len());
         let ll = self.part_target;
         out.push_str("#EXTM3U\n");
-        let _ = writeln!(out, "#EXT-X-VERSION:{}", if ll.is_some() { 9 } else { 7 });
+        // EXT-X-SKIP needs version 9; so do the LL tags.
+        let version = if ll.is_some() || skipped > 0 { 9 } else { 7 };
+        let _ = writeln!(out, "#EXT-X-VERSION:{version}");
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", self.target_duration);
         if let Some(pt) = ll {
             let _ = writeln!(
@@ -297,6 +343,8 @@ impl MediaPlaylist {
                 secs_ceil(pt * 3)
             );
             let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", secs_ceil(pt));
+        } else if self.can_skip() {
+            let _ = writeln!(out, "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL={}", secs(self.skip_until()));
         }
         let _ = writeln!(
             out,
@@ -307,7 +355,6 @@ impl MediaPlaylist {
                 .map_or(0, |s| s.sequence)
         );
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-        let skipped = if skip && ll.is_some() { self.skippable() } else { 0 };
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
@@ -339,12 +386,14 @@ impl MediaPlaylist {
                 );
             }
         };
-        for (i, s) in self.segments.iter().enumerate().skip(skipped) {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(s.program_date_time));
+        for (i, (s, lines)) in self.segments.iter().zip(&self.lines).enumerate().skip(skipped) {
             if ll.is_some() && i >= parts_from {
+                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(s.program_date_time));
                 write_parts(&mut out, s);
+                let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration()), s.uri);
+            } else {
+                out.push_str(lines);
             }
-            let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration()), s.uri);
         }
         if ll.is_some() {
             if let Some(b) = &self.building {
@@ -369,7 +418,23 @@ impl MediaPlaylist {
     }
 }
 
-fn pdt(t: SystemTime) -> String {
+/// A segment's lines without its parts: date, duration, URI.
+fn segment_lines(s: &Segment) -> String {
+    format!(
+        "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{},\n{}\n",
+        pdt(s.program_date_time),
+        secs(s.duration()),
+        s.uri
+    )
+}
+
+/// A duration in seconds with at most three decimals, as EXTINF prints it.
+pub fn extinf(d: Duration) -> String {
+    secs(d)
+}
+
+/// EXT-X-PROGRAM-DATE-TIME's form of `t` (RFC 3339, milliseconds, UTC).
+pub fn pdt(t: SystemTime) -> String {
     DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -597,6 +662,83 @@ mod low_latency_tests {
             !text.contains("SKIP") && !text.contains("PART") && text.contains("#EXT-X-VERSION:7"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_dvr_window_lists_that_much_and_delta_updates_keep_reloads_small() {
+        // Two hours of 2 s segments: 3,600.
+        let mut p = MediaPlaylist::low_latency(Duration::from_secs(2), Duration::from_millis(334), "init.mp4")
+            .with_dvr_window(Some(Duration::from_secs(7200)));
+        let mut left = 0;
+        for n in 0..3700u64 {
+            for i in 0..6 {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(PDT0 + n * 2);
+                p.push_part(at, part(333, i == 0)).unwrap();
+            }
+            left += p.close_segment().unwrap().len();
+        }
+        // Segments of 1.998 s: 3,604 make the first two hours.
+        let listed: Duration = p.segments().map(Segment::duration).sum();
+        assert!(
+            listed >= Duration::from_secs(7200) && listed < Duration::from_secs(7202),
+            "{listed:?}"
+        );
+        assert_eq!(p.segments().count(), 3604);
+        assert_eq!(left, 96);
+        let full = p.render(&[], false);
+        let delta = p.render(&[], true);
+        let parsed = m3u8_rs::parse_media_playlist_res(full.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 3604);
+        assert_eq!(parsed.media_sequence, 96);
+        // Parts only near the live end, as with the live window.
+        assert_eq!(
+            full.matches("#EXT-X-PART:").count(),
+            4 * 6,
+            "segments ending within 6 s"
+        );
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=3597\n"), "{delta}");
+        assert!(
+            delta.len() * 50 < full.len(),
+            "delta {} full {}",
+            delta.len(),
+            full.len()
+        );
+        // The cached lines render exactly as the parts' segments' do.
+        let last_dated = full.rfind("#EXT-X-PROGRAM-DATE-TIME").unwrap();
+        assert!(
+            full[..last_dated].contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:16:32.000Z\n#EXTINF:1.998,\n96.m4s\n")
+        );
+    }
+
+    #[test]
+    fn a_plain_dvr_playlist_offers_delta_updates() {
+        let mut p =
+            MediaPlaylist::new(Duration::from_secs(2), "init.mp4").with_dvr_window(Some(Duration::from_secs(60)));
+        for n in 0..40 {
+            p.push(Segment {
+                sequence: n,
+                uri: segment_uri(n),
+                program_date_time: SystemTime::UNIX_EPOCH + Duration::from_secs(PDT0 + 2 * n),
+                parts: vec![part(2000, true)],
+            })
+            .unwrap();
+        }
+        let full = p.render(&[], false);
+        assert_eq!(p.segments().count(), 30, "60 s of 2 s segments");
+        assert!(
+            full.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12\n") && full.contains("#EXT-X-VERSION:7"),
+            "{full}"
+        );
+        assert!(!full.contains("CAN-BLOCK-RELOAD") && !full.contains("PART"), "{full}");
+        let delta = p.render(&[], true);
+        assert!(
+            delta.contains("#EXT-X-VERSION:9\n") && delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=24\n"),
+            "{delta}"
+        );
+        assert_eq!(delta.lines().filter(|l| l.ends_with(".m4s")).count(), 6);
+        // Zero is the live window.
+        let live = MediaPlaylist::new(Duration::from_secs(2), "init.mp4").with_dvr_window(Some(Duration::ZERO));
+        assert!(!live.can_skip() && live.window() == Duration::from_secs(6));
     }
 
     #[test]

@@ -22,6 +22,13 @@
 //! Every object is written complete before it is listed (see [`write_atomic`]),
 //! and a URI is never written twice with other bytes.
 //!
+//! Retention of segments: one that leaves the playlist window (the live
+//! window, or the profile's DVR window, [`SessionWriter::with_dvr_window`])
+//! is deleted a grace period later. A recorded session
+//! ([`SessionWriter::recording`]) deletes only parts: it keeps every
+//! segment, and when it ends writes its VOD playlists and `recording.json`
+//! (see [`super::vod`]).
+//!
 //! Layout (see `api_types::layout`): `{stream}/{session}/{rendition}/...`
 //! and `{stream}/index.m3u8`.
 
@@ -29,6 +36,7 @@ use super::fsio::write_atomic;
 use super::live::{Live, Snapshot};
 use super::multivariant::{self, RenditionInfo};
 use super::playlist::{MediaPlaylist, Part, PlaylistError, RenditionReport, Segment, part_uri, segment_uri};
+use super::vod::{self, Marker, VodRendition, VodSegment};
 use api_types::layout::{self, INIT_SEGMENT, PLAYLIST};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -92,6 +100,8 @@ struct Rendition {
     early: bool,
     bytes: u64,
     media: Duration,
+    /// A recorded session: every segment written so far.
+    archive: Option<Vec<VodSegment>>,
 }
 
 /// Low-latency: how much of its first segment's parts each rendition needs
@@ -128,6 +138,10 @@ pub struct SessionWriter {
     low_latency: Option<LowLatency>,
     part_target: Option<Duration>,
     grace: Duration,
+    /// The profile's time-shift window (`None`: the live window).
+    dvr_window: Option<Duration>,
+    /// Whether the session is kept as a recording.
+    record: bool,
     /// Wall-clock time of running time 0: the arrival of the first frame.
     started: OnceLock<SystemTime>,
     observer: Arc<dyn Observer>,
@@ -161,6 +175,8 @@ impl SessionWriter {
             low_latency,
             part_target: low_latency.map(|l| l.part_target),
             grace,
+            dvr_window: None,
+            record: false,
             started: OnceLock::new(),
             observer,
             live,
@@ -171,6 +187,41 @@ impl SessionWriter {
                 ended: false,
             }),
         })
+    }
+
+    /// Media playlists list `window` of media (a DVR window; `None` or zero:
+    /// the live window), and segments stay on disk that long plus the grace.
+    /// Call before [`SessionWriter::add_rendition`].
+    pub fn with_dvr_window(mut self, window: Option<Duration>) -> SessionWriter {
+        self.dvr_window = window.filter(|w| !w.is_zero());
+        self
+    }
+
+    /// Keeps the session as a recording (`record`): no segment is deleted,
+    /// and [`SessionWriter::finish`] writes the VOD playlists and
+    /// `recording.json`. Writes the marker that lets a session cut by a crash
+    /// be finalized at the next start ([`vod::recover`]).
+    pub fn recording(mut self, record: bool) -> std::io::Result<SessionWriter> {
+        self.record = record;
+        if record {
+            self.marker(None, vec![]).write(&self.session_dir())?;
+        }
+        Ok(self)
+    }
+
+    fn session_dir(&self) -> PathBuf {
+        self.stream_dir.join(&self.session)
+    }
+
+    fn marker(&self, multivariant: Option<String>, renditions: Vec<api_types::Rendition>) -> Marker {
+        Marker {
+            stream: self.stream.clone(),
+            session: self.session.clone(),
+            target_duration: self.target.as_secs_f64().ceil().max(1.0) as u64,
+            started_at_ms: self.started.get().copied().map(vod::ms_since_epoch),
+            multivariant,
+            renditions,
+        }
     }
 
     pub fn session(&self) -> &str {
@@ -200,7 +251,8 @@ impl SessionWriter {
         let playlist = match self.part_target {
             Some(pt) => MediaPlaylist::low_latency(self.target, pt, INIT_SEGMENT),
             None => MediaPlaylist::new(self.target, INIT_SEGMENT),
-        };
+        }
+        .with_dvr_window(self.dvr_window);
         let mut st = self.state.lock().expect("session lock");
         st.renditions.insert(
             name.to_string(),
@@ -215,6 +267,7 @@ impl SessionWriter {
                 early: false,
                 bytes: 0,
                 media: Duration::ZERO,
+                archive: self.record.then(Vec::new),
             },
         );
         Ok(())
@@ -381,11 +434,12 @@ impl SessionWriter {
         let seq = r.playlist.next_sequence();
         let uri = segment_uri(seq);
         write_atomic(&r.dir.join(&uri), &data)?;
+        let program_date_time = self.program_date_time(pts);
         let listed = if plain {
             r.playlist.push(Segment {
                 sequence: seq,
                 uri,
-                program_date_time: self.program_date_time(pts),
+                program_date_time,
                 parts,
             })
         } else {
@@ -400,7 +454,21 @@ impl SessionWriter {
                             st.expired.push_back((r.dir.join(part_uri(s.sequence, i)), deadline));
                         }
                     }
-                    st.expired.push_back((r.dir.join(&s.uri), deadline));
+                    // A recording keeps every segment.
+                    if r.archive.is_none() {
+                        st.expired.push_back((r.dir.join(&s.uri), deadline));
+                    }
+                }
+                if let Some(archive) = r.archive.as_mut() {
+                    let entry = VodSegment {
+                        sequence: seq,
+                        program_date_time,
+                        duration,
+                    };
+                    archive.push(entry);
+                    if let Err(e) = vod::log_segment(&r.dir, &entry) {
+                        tracing::warn!(stream = %self.stream, rendition = name, error = %e, "cannot log a recorded segment");
+                    }
                 }
             }
             Err(e @ PlaylistError::TooLong(..)) => {
@@ -463,7 +531,7 @@ impl SessionWriter {
             self.live.publish(
                 &self.live_key(name),
                 Snapshot {
-                    delta: self.part_target.map(|_| r.playlist.render(&reports, true).into()),
+                    delta: r.playlist.can_skip().then(|| r.playlist.render(&reports, true).into()),
                     full,
                     target_duration: Duration::from_secs(r.playlist.target_duration()),
                     building,
@@ -476,7 +544,9 @@ impl SessionWriter {
         Ok(())
     }
 
-    fn write_multivariant(&self, st: &mut State) -> std::io::Result<()> {
+    /// The variants of the multivariant playlist: video renditions and the
+    /// audio one, each with media; `uri` names a rendition's media playlist.
+    fn variants(&self, st: &State, uri: impl Fn(&str) -> String) -> (Vec<RenditionInfo>, Option<RenditionInfo>) {
         let info = |name: &str, r: &Rendition| {
             let nominal = match r.kind {
                 Kind::Video { nominal_bps, .. } | Kind::Audio { nominal_bps } => nominal_bps,
@@ -494,7 +564,7 @@ impl SessionWriter {
             };
             RenditionInfo {
                 name: name.to_string(),
-                uri: layout::media_playlist_uri(&self.session, name),
+                uri: uri(name),
                 codec: r.codec.clone().unwrap_or_default(),
                 // Peak: the larger of what was asked of the encoder and what
                 // the first segment (or, low-latency, its first parts)
@@ -520,12 +590,45 @@ impl SessionWriter {
                 Kind::Audio { .. } => audio = Some(info(name, r)),
             }
         }
+        (video, audio)
+    }
+
+    /// The recording's multivariant playlist (`{session}/vod.m3u8`: the live
+    /// one's variants, URIs `{rendition}/vod.m3u8`) and its renditions for
+    /// `recording.json`; `None` without video.
+    fn vod_variants(&self, st: &State) -> Option<(String, Vec<api_types::Rendition>)> {
+        let (video, audio) = self.variants(st, |name| format!("{name}/{}", layout::VOD_PLAYLIST));
+        if video.is_empty() {
+            return None;
+        }
+        let text = multivariant::render(&video, audio.as_ref());
+        let info = video
+            .iter()
+            .chain(audio.as_ref())
+            .map(|v| api_types::Rendition {
+                name: v.name.clone(),
+                bandwidth: Some(v.peak_bps),
+                resolution: v.resolution.map(|(w, h)| format!("{w}x{h}")),
+                codecs: Some(v.codec.clone()).filter(|c| !c.is_empty()),
+            })
+            .collect();
+        Some((text, info))
+    }
+
+    fn write_multivariant(&self, st: &mut State) -> std::io::Result<()> {
+        let (video, audio) = self.variants(st, |name| layout::media_playlist_uri(&self.session, name));
         if video.is_empty() {
             return Ok(());
         }
         let text = multivariant::render(&video, audio.as_ref());
         write_atomic(&self.stream_dir.join(PLAYLIST), text.as_bytes())?;
         st.multivariant_written = true;
+        if self.record
+            && let Some((text, info)) = self.vod_variants(st)
+        {
+            // What a recording cut by a crash is finalized from.
+            self.marker(Some(text), info).write(&self.session_dir())?;
+        }
         tracing::info!(stream = %self.stream, session = %self.session, renditions = st.renditions.len(), "stream playable");
         Ok(())
     }
@@ -567,6 +670,45 @@ impl SessionWriter {
         }
         self.publish_playlists(&st, None)?;
         st.ended = true;
+        if self.record {
+            self.write_recording(&st)?;
+        }
+        Ok(())
+    }
+
+    /// A recorded session has ended: its VOD playlists, then
+    /// `recording.json` ([`vod::write_recording`]).
+    fn write_recording(&self, st: &State) -> std::io::Result<()> {
+        let Some((multivariant, info)) = self.vod_variants(st) else {
+            tracing::warn!(stream = %self.stream, session = %self.session, "recorded session without video: no recording");
+            return Ok(());
+        };
+        let renditions: Vec<VodRendition> = st
+            .renditions
+            .iter()
+            .filter_map(|(name, r)| {
+                Some(VodRendition {
+                    name: name.clone(),
+                    target_duration: r.playlist.target_duration(),
+                    segments: r.archive.clone().filter(|a| !a.is_empty())?,
+                })
+            })
+            .collect();
+        let ended = vod::ms_since_epoch(SystemTime::now());
+        let started = self.started.get().copied().map_or(ended, vod::ms_since_epoch);
+        let meta = vod::write_recording(
+            &self.session_dir(),
+            &vod::Recording {
+                stream: &self.stream,
+                session: &self.session,
+                started_at_ms: started,
+                ended_at_ms: ended,
+                multivariant: &multivariant,
+                renditions: &renditions,
+                info: &info,
+            },
+        )?;
+        tracing::info!(stream = %self.stream, session = %self.session, duration_s = meta.duration_s, "recording written");
         Ok(())
     }
 
@@ -702,6 +844,61 @@ mod tests {
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
         assert_eq!(w.written_media(), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn a_recorded_session_keeps_every_segment_and_ends_as_a_vod() {
+        let d = tempfile::tempdir().unwrap();
+        let w = writer(d.path(), "s1").recording(true).unwrap();
+        let root = d.path().join("golive/s1");
+        assert!(root.join(vod::MARKER).exists(), "marked from the start");
+        w.add_rendition(
+            "360p",
+            Kind::Video {
+                width: 640,
+                height: 360,
+                fps: Some(30.0),
+                nominal_bps: Some(700_000),
+            },
+        )
+        .unwrap();
+        w.add_rendition("audio", Kind::Audio { nominal_bps: None }).unwrap();
+        w.set_codec("360p", "avc1.64001e".into(), None);
+        w.set_codec("audio", "mp4a.40.2".into(), None);
+        for name in ["360p", "audio"] {
+            w.push_buffer(name, buf(b"INIT", true, true, false, 0)).unwrap();
+        }
+        for n in 0..10 {
+            for name in ["360p", "audio"] {
+                w.push_buffer(name, buf(b"moof", true, false, false, n * 2)).unwrap();
+                w.push_buffer(name, buf(b"mdat", false, false, true, n * 2)).unwrap();
+            }
+        }
+        // Grace zero, yet nothing is deleted; the live window still slides.
+        assert!(root.join("360p/0.m4s").exists());
+        let live = std::fs::read_to_string(root.join("360p/index.m3u8")).unwrap();
+        assert!(!live.contains("\n0.m4s"), "{live}");
+        assert!(
+            !root.join(api_types::layout::RECORDING_META).exists(),
+            "not before the end"
+        );
+        w.finish().unwrap();
+        let media = std::fs::read_to_string(root.join("360p/vod.m3u8")).unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(media.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 10);
+        assert!(parsed.end_list && parsed.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
+        let master = std::fs::read_to_string(root.join("vod.m3u8")).unwrap();
+        assert!(
+            master.contains("\n360p/vod.m3u8") && master.contains("URI=\"audio/vod.m3u8\""),
+            "{master}"
+        );
+        let meta = vod::read_meta(&root).unwrap();
+        assert_eq!(
+            (meta.stream.as_str(), meta.session.as_str(), meta.duration_s),
+            ("golive", "s1", 20.0)
+        );
+        assert_eq!(meta.renditions.len(), 2);
+        assert!(meta.ended_at_ms >= meta.started_at_ms);
     }
 
     #[test]

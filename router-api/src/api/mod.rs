@@ -2,13 +2,14 @@
 //!
 //! Handlers are grouped by who calls them: operators ([`admin`]), origins at
 //! publish time ([`ingest`]), discovery agents ([`reports`]), edges
-//! ([`routing`], [`viewers`]), monitoring ([`health`]) and the operators'
+//! ([`routing`], [`viewers`]), recordings for all of them ([`recordings`]), monitoring ([`health`]) and the operators'
 //! web page ([`dashboard`]).
 
 pub mod admin;
 pub mod dashboard;
 pub mod health;
 pub mod ingest;
+pub mod recordings;
 pub mod reports;
 pub mod routing;
 pub mod viewers;
@@ -90,6 +91,12 @@ pub fn router(state: AppState) -> Router {
             "/origins/{origin}/streams/{name}",
             put(reports::put).delete(reports::delete),
         )
+        .route(
+            "/origins/{origin}/recordings/{name}/{session}",
+            put(recordings::put).delete(recordings::delete),
+        )
+        .route("/streams/{name}/recordings", get(recordings::list))
+        .route("/recordings/{name}/{session}", get(recordings::route))
         .route("/streams", get(routing::list))
         .route("/streams/{name}", get(routing::show))
         .route("/healthz", get(health::healthz))
