@@ -4,10 +4,12 @@
 //!   sliding window, retention of segments that left it) and its rendering.
 //! - [`multivariant`]: the multivariant playlist (variants + audio group).
 //! - [`session`]: writes one publish session from `cmafmux` output.
+//! - [`mpd`]: DASH MPDs over the same segments (live dynamic, recordings static).
 //! - [`fsio`]: atomic file replacement, so readers never see half a playlist.
 
 pub mod fsio;
 pub mod live;
+pub mod mpd;
 pub mod multivariant;
 pub mod playlist;
 pub mod session;

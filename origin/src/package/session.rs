@@ -27,6 +27,7 @@
 
 use super::fsio::write_atomic;
 use super::live::{Live, Snapshot};
+use super::mpd;
 use super::multivariant::{self, RenditionInfo};
 use super::playlist::{MediaPlaylist, Part, PlaylistError, RenditionReport, Segment, part_uri, segment_uri};
 use api_types::layout::{self, INIT_SEGMENT, PLAYLIST};
@@ -95,6 +96,8 @@ struct State {
     multivariant_written: bool,
     expired: VecDeque<(PathBuf, Instant)>,
     ended: bool,
+    /// What the live DASH MPD last listed.
+    mpd: mpd::LiveMpd,
 }
 
 /// What a low-latency session's parts are.
@@ -157,6 +160,7 @@ impl SessionWriter {
                 multivariant_written: false,
                 expired: VecDeque::new(),
                 ended: false,
+                mpd: mpd::LiveMpd::default(),
             }),
         })
     }
@@ -390,7 +394,56 @@ impl SessionWriter {
         if !st.multivariant_written && st.renditions.values().all(|r| r.playlist.segments().next().is_some()) {
             self.write_multivariant(st)?;
         }
+        self.write_mpd(st)?;
         self.delete_expired(st);
+        Ok(())
+    }
+
+    /// The live DASH MPD (`{stream}/manifest.mpd`, see [`mpd`]), once the
+    /// stream is playable: rewritten when the segments it lists change.
+    fn write_mpd(&self, st: &mut State) -> std::io::Result<()> {
+        let Some(&started) = self.started.get().filter(|_| st.multivariant_written) else {
+            return Ok(());
+        };
+        let reps: Vec<mpd::Representation> = st
+            .renditions
+            .iter()
+            .map(|(name, r)| mpd::Representation {
+                id: name.clone(),
+                media: match r.kind {
+                    Kind::Video { width, height, fps, .. } => mpd::Media::Video { width, height, fps },
+                    Kind::Audio { .. } => mpd::Media::Audio,
+                },
+                codec: r.codec.clone().unwrap_or_default(),
+                // As the multivariant playlist's peak (see there).
+                bandwidth: (match r.kind {
+                    Kind::Video { nominal_bps, .. } | Kind::Audio { nominal_bps } => nominal_bps,
+                }
+                .unwrap_or(0)
+                .max(r.measured_peak_bps) as f64
+                    * 1.25) as u64,
+                segments: r
+                    .playlist
+                    .segments()
+                    .map(|s| mpd::SegmentTime {
+                        number: s.sequence,
+                        start: s.program_date_time.duration_since(started).unwrap_or_default(),
+                        duration: s.duration(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let live = mpd::Live {
+            session: &self.session,
+            availability_start: started,
+            now: SystemTime::now(),
+            target: self.target,
+            segment: self.low_latency.map_or(self.target, |l| l.segment),
+            ended: st.renditions.values().all(|r| r.playlist.is_ended()),
+        };
+        if let Some(text) = st.mpd.render(&live, &reps) {
+            write_atomic(&self.stream_dir.join(layout::MPD), text.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -533,6 +586,7 @@ impl SessionWriter {
             r.playlist.end();
         }
         self.publish_playlists(&st, None)?;
+        self.write_mpd(&mut st)?;
         st.ended = true;
         Ok(())
     }
@@ -665,9 +719,15 @@ mod tests {
             "{master}"
         );
 
+        let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+        assert!(mpd.contains("type=\"dynamic\"") && mpd.contains("minimumUpdatePeriod"), "{mpd}");
+        assert!(mpd.contains(&format!("startNumber=\"{}\"", parsed.media_sequence)), "{mpd}");
+
         w.finish().unwrap();
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
+        let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+        assert!(mpd.contains("mediaPresentationDuration") && !mpd.contains("minimumUpdatePeriod"), "{mpd}");
         assert_eq!(w.written_media(), Duration::from_secs(12));
     }
 
