@@ -3,6 +3,8 @@
 //   /watch/{stream}   plays /{stream}/index.m3u8 from this edge, and shows
 //                     the rendition playing, the ladder and the live latency.
 //   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
+//   /watch/{stream}?format=dash   plays /{stream}/manifest.mpd with dash.js
+//                     instead (the same segments; see "DASH" below).
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
@@ -98,8 +100,10 @@
   // /t/{T}/{stream}/index.m3u8 (the token's characters need no escaping).
   const token = new URLSearchParams(location.search).get("token");
   const prefix = token && /^[A-Za-z0-9._-]{1,200}$/.test(token) ? `/t/${token}` : "";
+  const FORMAT = new URLSearchParams(location.search).get("format") === "dash" ? "dash" : "hls";
   const src = `${prefix}/${state.stream}/index.m3u8`;
   let hls = null;
+  let dash = null;
   let restartTimer = null;
   let retryDelay = 1000;
 
@@ -180,10 +184,13 @@
   async function start() {
     restartTimer = null;
     if (hls) { hls.destroy(); hls = null; }
+    if (dash) { dash.reset(); dash = null; }
     state.session = null;
     state.partList = 0;
     setState("loading");
-    if (window.Hls && Hls.isSupported()) {
+    if (FORMAT === "dash") {
+      await startDash();
+    } else if (window.Hls && Hls.isSupported()) {
       const id = ++startId;
       const probed = modeHint || await probe();
       modeHint = null;
@@ -242,6 +249,72 @@
     show("engine", state.engine);
   }
 
+  // ---- DASH ---------------------------------------------------------------
+  // ?format=dash plays the stream's live MPD with dash.js, loaded only for
+  // such pages. The MPD carries its own clock (UTCTiming, inline), so
+  // dash.js asks no time server; it plays suggestedPresentationDelay behind
+  // the live edge, catching up by at most 10 % (and by a seek past a drift
+  // the window cannot hold). Errors restart as for HLS;
+  // a new publish session is a new MPD, which dash.js follows itself.
+  async function startDash() {
+    const id = ++startId;
+    try {
+      if (!window.dashjs) {
+        await new Promise((resolve, reject) => {
+          const s = document.createElement("script");
+          s.src = "/watch/assets/dash.mediaplayer.min.js";
+          s.onload = resolve;
+          s.onerror = () => reject(new Error("dash.js did not load"));
+          document.head.append(s);
+        });
+      }
+    } catch (e) {
+      restart(e.message);
+      return;
+    }
+    if (id !== startId) return;
+    state.mode = "dash";
+    show("mode", "DASH (segments)");
+    state.engine = `dash.js ${dashjs.Version || ""}`.trim();
+    show("engine", state.engine);
+    const player = dashjs.MediaPlayer().create();
+    player.updateSettings({
+      streaming: {
+        buffer: { bufferToKeep: 30 },
+        liveCatchup: { enabled: true, playbackRate: { min: -0.1, max: 0.1 } },
+        retryAttempts: { MPD: 3, MediaSegment: 3 },
+      },
+    });
+    const E = dashjs.MediaPlayer.events;
+    const describeRep = (r) => (r.height ? `${r.height}p` : "audio") + ` ${Math.round((r.bandwidth || r.bitrateInKbit * 1000 || 0) / 1000)} kb/s`;
+    player.on(E.STREAM_INITIALIZED, () => {
+      // Fallen further behind than the window allows (a long stall), dash.js
+      // would wait for segments no longer listed: past this drift from its
+      // target it seeks back to it instead.
+      const target = player.getTargetLiveDelay() || 0;
+      let dvr = NaN;
+      try { dvr = player.getDvrWindow().size; } catch (e) { /* older API */ }
+      const maxDrift = dvr > target ? Math.max(1, dvr - target - 1) : Math.max(1, target / 2);
+      player.updateSettings({ streaming: { liveCatchup: { maxDrift } } });
+      state.targetLatency = target;
+      const reps = player.getRepresentationsByType ? player.getRepresentationsByType("video") : [];
+      state.ladder = reps.map(describeRep);
+      show("ladder", state.ladder.join(", "));
+      video.play().catch(() => {});
+    });
+    player.on(E.QUALITY_CHANGE_RENDERED, (e) => {
+      if (e.mediaType !== "video" || !e.newRepresentation) return;
+      state.rendition = describeRep(e.newRepresentation);
+      show("rendition", state.rendition);
+    });
+    player.on(E.ERROR, (e) => {
+      const err = e.error || {};
+      restart(`dash.js: ${err.message || err.code || "error"}`);
+    });
+    dash = player;
+    player.initialize(video, `${prefix}/${state.stream}/manifest.mpd`, true);
+  }
+
   function restart(reason, delay) {
     state.errors.push({ at: Date.now(), reason });
     if (state.errors.length > 50) state.errors.shift();
@@ -266,7 +339,10 @@
   let lastMoved = Date.now();
   setInterval(() => {
     let date = null;
-    if (hls && hls.playingDate) date = hls.playingDate;
+    if (dash) {
+      const l = dash.getCurrentLiveLatency();
+      if (l > 0) { state.latency = l; show("latency", `${l.toFixed(1)} s`); }
+    } else if (hls && hls.playingDate) date = hls.playingDate;
     else if (video.getStartDate && !isNaN(video.getStartDate().getTime())) {
       date = new Date(video.getStartDate().getTime() + video.currentTime * 1000);
     }

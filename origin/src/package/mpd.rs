@@ -24,7 +24,8 @@
 //! Live (`type="dynamic"`): rewritten when what it lists changes, that is
 //! per segment, not per part ([`LiveMpd`]); `minimumUpdatePeriod` is the
 //! segment duration, `timeShiftBufferDepth` what the playlists list,
-//! `suggestedPresentationDelay` HOLD-BACK's three target durations, and an
+//! `suggestedPresentationDelay` HOLD-BACK's three target durations (less
+//! when the window is that short: see [`presentation_delay`]), and an
 //! inline `UTCTiming` (`urn:mpeg:dash:utc:direct:2014`) so that a player
 //! needs no time server (dash.js would ask a public one): the value is the
 //! time the MPD was written, at most a cache lifetime old when read, which
@@ -54,6 +55,10 @@ use std::time::{Duration, SystemTime};
 /// Ticks per second of every SegmentTimeline: 90 kHz holds a video frame at
 /// the usual rates and an AAC frame at 48 kHz exactly.
 pub const TIMESCALE: u64 = 90_000;
+
+/// The largest gap or overlap between segments folded into the first's
+/// duration: a millisecond.
+const HAIRLINE: u64 = TIMESCALE / 1000;
 
 const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
 
@@ -179,7 +184,10 @@ fn sets(reps: &[Representation]) -> Vec<Set<'_>> {
 
 /// What [`render_dynamic`] would list for these renditions.
 pub fn listing(reps: &[Representation], ended: bool) -> Listing {
-    Listing(sets(reps).iter().map(|s| (s.video, s.first(), s.last())).collect(), ended)
+    Listing(
+        sets(reps).iter().map(|s| (s.video, s.first(), s.last())).collect(),
+        ended,
+    )
 }
 
 /// `xs:dateTime` in UTC with milliseconds, as PROGRAM-DATE-TIME is printed.
@@ -251,9 +259,18 @@ fn timeline(out: &mut String, segments: &[SegmentTime]) {
         }
         out.push_str("/>\n");
     };
-    for s in segments {
+    for (i, s) in segments.iter().enumerate() {
         let t = ticks(s.start);
-        let d = ticks(s.start + s.duration).saturating_sub(t);
+        let mut d = ticks(s.start + s.duration).saturating_sub(t);
+        // A next segment starting within a millisecond of this one's end
+        // (audio keeps the source's millisecond timestamps): this one lasts
+        // until it, so the timeline has no hairline gaps and every `t` is
+        // still the segment's own media time.
+        if let Some(n) = segments.get(i + 1).map(|n| ticks(n.start))
+            && n.abs_diff(t + d) <= HAIRLINE
+        {
+            d = n.saturating_sub(t);
+        }
         let contiguous = next == Some(t);
         next = Some(t + d);
         match run.as_mut() {
@@ -343,6 +360,16 @@ fn period(out: &mut String, session: &str, sets: &[Set<'_>], prefix: &str, offse
     out.push_str("  </Period>\n");
 }
 
+/// `suggestedPresentationDelay`: HOLD-BACK's three target durations, but
+/// at least a segment short of the window (`depth`), so a player that falls
+/// a little behind is still inside it (with a plain playlist's window of
+/// three target durations, three would put it at the window's very start).
+fn presentation_delay(live: &Live<'_>, depth: Duration) -> Duration {
+    (live.target * 3)
+        .min(depth.saturating_sub(live.segment))
+        .max(live.segment)
+}
+
 /// The live stream's dynamic MPD, to be written at `{stream}/manifest.mpd`
 /// (templates `{session}/$RepresentationID$/...`). `None` while no video
 /// segment is listed by every video rendition.
@@ -373,7 +400,7 @@ pub fn render_dynamic(live: &Live<'_>, reps: &[Representation]) -> Option<String
         out,
         " timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
         duration(secs(depth)),
-        duration(live.target * 3),
+        duration(presentation_delay(live, secs(depth))),
         duration(live.target),
         duration(live.target)
     );
@@ -543,7 +570,8 @@ mod tests {
         assert_eq!(mpd["availabilityStartTime"], "2025-12-01T14:40:00.123Z");
         assert_eq!(mpd["publishTime"], "2025-12-01T14:40:10.000Z");
         assert_eq!(mpd["minimumUpdatePeriod"], "PT2S");
-        assert_eq!(mpd["suggestedPresentationDelay"], "PT6S");
+        // Three target durations, within the window less a segment.
+        assert_eq!(mpd["suggestedPresentationDelay"], "PT4.005S");
         // Video lists 6..14 s, audio 8..14.005 s: the shorter is the depth.
         assert_eq!(mpd["timeShiftBufferDepth"], "PT6.005S");
         assert!(!mpd.contains_key("mediaPresentationDuration"));
@@ -564,13 +592,19 @@ mod tests {
         // Audio: 4, 5, 6 from 8 s.
         assert_eq!(s[3]["t"], (8 * TIMESCALE).to_string());
         assert_eq!(s.len(), 6, "{text}");
-        let reps: Vec<&BTreeMap<String, String>> =
-            els.iter().filter(|(n, _)| n == "Representation").map(|(_, a)| a).collect();
+        let reps: Vec<&BTreeMap<String, String>> = els
+            .iter()
+            .filter(|(n, _)| n == "Representation")
+            .map(|(_, a)| a)
+            .collect();
         assert_eq!(reps[0]["id"], "720p");
         assert_eq!(reps[0]["frameRate"], "30000/1001");
         assert_eq!((reps[0]["width"].as_str(), reps[0]["height"].as_str()), ("1280", "720"));
         assert_eq!(reps[1]["id"], "360p");
-        assert_eq!((reps[2]["id"].as_str(), reps[2]["codecs"].as_str()), ("audio", "mp4a.40.2"));
+        assert_eq!(
+            (reps[2]["id"].as_str(), reps[2]["codecs"].as_str()),
+            ("audio", "mp4a.40.2")
+        );
         let utc = els.iter().find(|(n, _)| n == "UTCTiming").unwrap();
         assert_eq!(utc.1["schemeIdUri"], "urn:mpeg:dash:utc:direct:2014");
         assert_eq!(utc.1["value"], mpd["publishTime"]);
@@ -631,8 +665,38 @@ mod tests {
             .map(|(_, a)| a["id"].as_str())
             .collect();
         assert_eq!(ids, ["odd", "360p"]);
-        let odd = els.iter().find(|(n, a)| n == "Representation" && a["id"] == "odd").unwrap();
+        let odd = els
+            .iter()
+            .find(|(n, a)| n == "Representation" && a["id"] == "odd")
+            .unwrap();
         assert_eq!(odd.1["codecs"], "avc1.4d401f\"&", "escaped, read back whole");
+    }
+
+    #[test]
+    fn hairline_gaps_are_folded_into_durations() {
+        // Audio of the source's millisecond timestamps: 0.3 ms gap, 0.2 ms
+        // overlap. Each `t` stays exact, the timeline contiguous.
+        let a = |number, start_us, duration_us| SegmentTime {
+            number,
+            start: Duration::from_micros(start_us),
+            duration: Duration::from_micros(duration_us),
+        };
+        let audio = audio(vec![
+            a(0, 0, 1_003_000),
+            a(1, 1_003_300, 1_002_900),
+            a(2, 2_006_000, 1_000_000),
+        ]);
+        let text = render_dynamic(
+            &live(false),
+            &[video("360p", 360, segs(0, &[1000, 1000, 1000], 0)), audio],
+        )
+        .unwrap();
+        let els = elements(&text);
+        let s: Vec<&BTreeMap<String, String>> = els.iter().filter(|(n, _)| n == "S").map(|(_, a)| a).collect();
+        assert_eq!(s.len(), 4, "{text}");
+        assert_eq!((s[1]["t"].as_str(), s[1]["d"].as_str()), ("0", "90297"));
+        assert_eq!((s[2].get("t"), s[2]["d"].as_str()), (None, "90243"));
+        assert_eq!((s[3].get("t"), s[3]["d"].as_str()), (None, "90000"));
     }
 
     #[test]

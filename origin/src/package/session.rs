@@ -720,14 +720,23 @@ mod tests {
         );
 
         let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
-        assert!(mpd.contains("type=\"dynamic\"") && mpd.contains("minimumUpdatePeriod"), "{mpd}");
-        assert!(mpd.contains(&format!("startNumber=\"{}\"", parsed.media_sequence)), "{mpd}");
+        assert!(
+            mpd.contains("type=\"dynamic\"") && mpd.contains("minimumUpdatePeriod"),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains(&format!("startNumber=\"{}\"", parsed.media_sequence)),
+            "{mpd}"
+        );
 
         w.finish().unwrap();
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
         let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
-        assert!(mpd.contains("mediaPresentationDuration") && !mpd.contains("minimumUpdatePeriod"), "{mpd}");
+        assert!(
+            mpd.contains("mediaPresentationDuration") && !mpd.contains("minimumUpdatePeriod"),
+            "{mpd}"
+        );
         assert_eq!(w.written_media(), Duration::from_secs(12));
     }
 
