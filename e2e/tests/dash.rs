@@ -64,6 +64,7 @@ fn a_browser_plays_the_live_mpd_through_the_edge_with_dash_js() {
         s.current_time >= first.current_time + 20.0
     });
     println!("{later:?}");
+    // What the page showed, every two seconds.
     for s in player.samples().iter().step_by(4) {
         println!(
             "t={:.1} ct={:.2} rs={} state={:?} lat={:?} errs={:?}",
