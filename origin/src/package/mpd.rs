@@ -22,10 +22,12 @@
 //!   URL the template implies exists.
 //!
 //! Live (`type="dynamic"`): rewritten when what it lists changes, that is
-//! per segment, not per part ([`LiveMpd`]); `minimumUpdatePeriod` is the
-//! segment duration, `timeShiftBufferDepth` what the playlists list,
-//! `suggestedPresentationDelay` HOLD-BACK's three target durations (less
-//! when the window is that short: see [`presentation_delay`]), and an
+//! per segment, not per part ([`LiveMpd`]), once the media playlists list
+//! the segment; `minimumUpdatePeriod` is the segment duration (or the
+//! shortest segment, for passthrough), `timeShiftBufferDepth` what the
+//! playlists list, `suggestedPresentationDelay` HOLD-BACK's three target
+//! durations (less when the window is that short: see
+//! [`presentation_delay`]), and an
 //! inline `UTCTiming` (`urn:mpeg:dash:utc:direct:2014`) so that a player
 //! needs no time server (dash.js would ask a public one): the value is the
 //! time the MPD was written, at most a cache lifetime old when read, which
@@ -55,10 +57,6 @@ use std::time::{Duration, SystemTime};
 /// Ticks per second of every SegmentTimeline: 90 kHz holds a video frame at
 /// the usual rates and an AAC frame at 48 kHz exactly.
 pub const TIMESCALE: u64 = 90_000;
-
-/// The largest gap or overlap between segments folded into the first's
-/// duration: a millisecond.
-const HAIRLINE: u64 = TIMESCALE / 1000;
 
 const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
 
@@ -122,9 +120,6 @@ impl Set<'_> {
     fn first(&self) -> u64 {
         self.segments[0].number
     }
-    fn last(&self) -> u64 {
-        self.segments[self.segments.len() - 1].number
-    }
     fn start(&self) -> u64 {
         ticks(self.segments[0].start)
     }
@@ -158,12 +153,10 @@ fn sets(reps: &[Representation]) -> Vec<Set<'_>> {
             .filter(|r| api_types::validate_name("rendition", &r.id).is_ok())
             .collect();
         let Some(lead) = members.first() else { continue };
-        let first = members.iter().map(|r| r.segments[0].number).max().unwrap_or(0);
-        let last = members
+        let bounds = members
             .iter()
-            .map(|r| r.segments[r.segments.len() - 1].number)
-            .min()
-            .unwrap_or(0);
+            .map(|r| (r.segments[0].number, r.segments[r.segments.len() - 1].number));
+        let Some((first, last)) = common(bounds) else { continue };
         let segments: Vec<SegmentTime> = lead
             .segments
             .iter()
@@ -182,12 +175,39 @@ fn sets(reps: &[Representation]) -> Vec<Set<'_>> {
     out
 }
 
-/// What [`render_dynamic`] would list for these renditions.
-pub fn listing(reps: &[Representation], ended: bool) -> Listing {
-    Listing(
-        sets(reps).iter().map(|s| (s.video, s.first(), s.last())).collect(),
-        ended,
-    )
+/// What a rendition's media playlist lists, gathered at every playlist
+/// write (cheap: no segment is copied).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Listed<'a> {
+    pub id: &'a str,
+    pub video: bool,
+    /// The first and last segment numbers listed.
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The first and last number every member lists (`first > last`: none).
+fn common(members: impl Iterator<Item = (u64, u64)>) -> Option<(u64, u64)> {
+    members.fold(None, |acc, (f, l)| match acc {
+        None => Some((f, l)),
+        Some((af, al)) => Some((af.max(f), al.min(l))),
+    })
+}
+
+/// What [`render_dynamic`] lists for renditions whose playlists list
+/// `listed`.
+pub fn listing(listed: &[Listed<'_>], ended: bool) -> Listing {
+    let sets = [true, false]
+        .into_iter()
+        .filter_map(|video| {
+            let members = listed
+                .iter()
+                .filter(|l| l.video == video && api_types::validate_name("rendition", l.id).is_ok());
+            let (first, last) = common(members.map(|l| (l.first, l.last)))?;
+            (first <= last).then_some((video, first, last))
+        })
+        .collect();
+    Listing(sets, ended)
 }
 
 /// `xs:dateTime` in UTC with milliseconds, as PROGRAM-DATE-TIME is printed.
@@ -241,8 +261,9 @@ fn frame_rate(fps: f64) -> Option<String> {
     Some(format!("{}/1000", (fps * 1000.0).round() as u64))
 }
 
-/// The `<S>` elements of a timeline: `@t` on the first and after any gap,
-/// runs of equal durations folded into `@r`.
+/// The `<S>` elements of a timeline: `@t` on the first and wherever a
+/// segment does not start where the one before ended, runs of equal
+/// durations folded into `@r`.
 fn timeline(out: &mut String, segments: &[SegmentTime]) {
     out.push_str("        <SegmentTimeline>\n");
     // (start, duration, repeats, explicit t)
@@ -259,18 +280,14 @@ fn timeline(out: &mut String, segments: &[SegmentTime]) {
         }
         out.push_str("/>\n");
     };
-    for (i, s) in segments.iter().enumerate() {
+    for s in segments {
+        // Each segment's own start and length, never adjusted to its
+        // neighbours: what an MPD said of a segment stays true in every
+        // later one. Audio keeps the source's millisecond timestamps, so its
+        // segments can be apart by a fraction of a millisecond: an explicit
+        // `t` then, which players take in their stride.
         let t = ticks(s.start);
-        let mut d = ticks(s.start + s.duration).saturating_sub(t);
-        // A next segment starting within a millisecond of this one's end
-        // (audio keeps the source's millisecond timestamps): this one lasts
-        // until it, so the timeline has no hairline gaps and every `t` is
-        // still the segment's own media time.
-        if let Some(n) = segments.get(i + 1).map(|n| ticks(n.start))
-            && n.abs_diff(t + d) <= HAIRLINE
-        {
-            d = n.saturating_sub(t);
-        }
+        let d = ticks(s.start + s.duration).saturating_sub(t);
         let contiguous = next == Some(t);
         next = Some(t + d);
         match run.as_mut() {
@@ -361,13 +378,12 @@ fn period(out: &mut String, session: &str, sets: &[Set<'_>], prefix: &str, offse
 }
 
 /// `suggestedPresentationDelay`: HOLD-BACK's three target durations, but
-/// at least a segment short of the window (`depth`), so a player that falls
-/// a little behind is still inside it (with a plain playlist's window of
-/// three target durations, three would put it at the window's very start).
-fn presentation_delay(live: &Live<'_>, depth: Duration) -> Duration {
-    (live.target * 3)
-        .min(depth.saturating_sub(live.segment))
-        .max(live.segment)
+/// at least the longest segment short of the window (`depth`), so a player
+/// that falls a little behind is still inside it (with a plain playlist's
+/// window of three target durations, three would put it at the window's
+/// very start); at least the shortest segment (a window just started).
+fn presentation_delay(live: &Live<'_>, depth: Duration, longest: Duration, shortest: Duration) -> Duration {
+    (live.target * 3).min(depth.saturating_sub(longest)).max(shortest)
 }
 
 /// The live stream's dynamic MPD, to be written at `{stream}/manifest.mpd`
@@ -381,6 +397,11 @@ pub fn render_dynamic(live: &Live<'_>, reps: &[Representation]) -> Option<String
     // What every set still lists, and where the last one ends.
     let depth = sets.iter().map(|s| s.end() - s.start()).min().unwrap_or(0);
     let end = sets.iter().map(Set::end).max().unwrap_or(0);
+    let lengths = || sets.iter().flat_map(|s| &s.segments).map(|s| s.duration);
+    let longest = lengths().max().unwrap_or(live.target);
+    // Video's: audio's cuts fall an AAC frame either side of video's.
+    let video = sets.iter().filter(|s| s.video).flat_map(|s| &s.segments);
+    let shortest = video.map(|s| s.duration).min().unwrap_or(live.segment);
     let secs = |t: u64| Duration::from_nanos((u128::from(t) * 1_000_000_000 / u128::from(TIMESCALE)) as u64);
     let mut out = String::with_capacity(1024 + 32 * sets.iter().map(|s| s.segments.len()).sum::<usize>());
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -394,13 +415,17 @@ pub fn render_dynamic(live: &Live<'_>, reps: &[Representation]) -> Option<String
     if live.ended {
         let _ = write!(out, " mediaPresentationDuration=\"{}\"", duration(secs(end)));
     } else {
-        let _ = write!(out, " minimumUpdatePeriod=\"{}\"", duration(live.segment));
+        // As often as segments come: the encoders' cadence, or the
+        // shortest segment yet (passthrough cuts where the source has
+        // keyframes).
+        let update = live.segment.min(shortest).max(Duration::from_millis(100));
+        let _ = write!(out, " minimumUpdatePeriod=\"{}\"", duration(update));
     }
     let _ = writeln!(
         out,
         " timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
         duration(secs(depth)),
-        duration(presentation_delay(live, secs(depth))),
+        duration(presentation_delay(live, secs(depth), longest, shortest)),
         duration(live.target),
         duration(live.target)
     );
@@ -449,17 +474,21 @@ pub struct LiveMpd {
 }
 
 impl LiveMpd {
-    /// The MPD to write now, or `None` when it would list what the last one
-    /// did (renditions close a segment one after another; the MPD changes
-    /// once every set has it) or there is nothing to list yet.
-    pub fn render(&mut self, live: &Live<'_>, reps: &[Representation]) -> Option<String> {
-        let now = listing(reps, live.ended);
-        if self.last.as_ref() == Some(&now) {
-            return None;
-        }
-        let text = render_dynamic(live, reps)?;
-        self.last = Some(now);
-        Some(text)
+    /// Whether the MPD must be written again, and what it will list: the
+    /// playlists list other segments than when it was last written
+    /// (renditions close a segment one after another, and low-latency
+    /// playlists change every part; the MPD changes once every rendition of
+    /// a set lists the segment), or the session ended. `None` too while no
+    /// video segment is listed. Call [`LiveMpd::written`] once it is.
+    pub fn due(&self, listed: &[Listed<'_>], ended: bool) -> Option<Listing> {
+        let now = listing(listed, ended);
+        let video = now.0.iter().any(|(v, _, _)| *v);
+        (video && self.last.as_ref() != Some(&now)).then_some(now)
+    }
+
+    /// Records what the MPD just written lists.
+    pub fn written(&mut self, listing: Listing) {
+        self.last = Some(listing);
     }
 }
 
@@ -569,9 +598,10 @@ mod tests {
         assert!(mpd["profiles"].contains("urn:mpeg:dash:profile:isoff-live:2011"));
         assert_eq!(mpd["availabilityStartTime"], "2025-12-01T14:40:00.123Z");
         assert_eq!(mpd["publishTime"], "2025-12-01T14:40:10.000Z");
-        assert_eq!(mpd["minimumUpdatePeriod"], "PT2S");
-        // Three target durations, within the window less a segment.
-        assert_eq!(mpd["suggestedPresentationDelay"], "PT4.005S");
+        // As often as segments come: the shortest (video) segment.
+        assert_eq!(mpd["minimumUpdatePeriod"], "PT1.5S");
+        // Three target durations, within the window less its longest segment.
+        assert_eq!(mpd["suggestedPresentationDelay"], "PT3.498S");
         // Video lists 6..14 s, audio 8..14.005 s: the shorter is the depth.
         assert_eq!(mpd["timeShiftBufferDepth"], "PT6.005S");
         assert!(!mpd.contains_key("mediaPresentationDuration"));
@@ -624,23 +654,58 @@ mod tests {
     }
 
     #[test]
-    fn a_live_mpd_is_rewritten_only_when_its_listing_changes() {
+    fn a_live_mpd_is_due_only_when_its_listing_changes() {
         let mut w = LiveMpd::default();
-        let mut reps = vec![
-            video("360p", 360, segs(0, &[2000], 0)),
-            video("180p", 180, vec![]),
-            audio(segs(0, &[2000], 0)),
-        ];
+        let l = |id, video, first, last| Listed { id, video, first, last };
+        let write = |w: &mut LiveMpd, listed: &[Listed<'_>], ended| match w.due(listed, ended) {
+            Some(now) => {
+                w.written(now);
+                true
+            }
+            None => false,
+        };
+        // Audio alone: no MPD yet.
+        assert!(!write(&mut w, &[l("audio", false, 0, 0)], false));
         // 180p has nothing yet: it is left out, not waited for.
-        assert!(w.render(&live(false), &reps).is_some());
-        assert!(w.render(&live(false), &reps).is_none(), "nothing changed");
-        reps[1].segments = segs(0, &[2000], 0);
-        assert!(w.render(&live(false), &reps).is_none(), "same numbers listed");
-        reps[0].segments = segs(0, &[2000, 2000], 0);
-        assert!(w.render(&live(false), &reps).is_none(), "180p has no segment 1 yet");
-        reps[1].segments = segs(0, &[2000, 2000], 0);
-        assert!(w.render(&live(false), &reps).is_some());
-        assert!(w.render(&live(true), &reps).is_some(), "the end is news");
+        let mut listed = vec![l("360p", true, 0, 0), l("audio", false, 0, 0)];
+        assert!(write(&mut w, &listed, false));
+        assert!(!write(&mut w, &listed, false), "nothing changed");
+        listed.push(l("180p", true, 0, 0));
+        assert!(!write(&mut w, &listed, false), "the same numbers listed");
+        listed[0].last = 1;
+        assert!(!write(&mut w, &listed, false), "180p has no segment 1 yet");
+        listed[2].last = 1;
+        assert!(write(&mut w, &listed, false));
+        listed[1].last = 1;
+        assert!(write(&mut w, &listed, false), "audio's segment 1");
+        assert!(write(&mut w, &listed, true), "the end is news");
+        // The listing is what the MPD lists.
+        let reps = [
+            video("360p", 360, segs(3, &[2000, 2000, 2000], 0)),
+            video("180p", 180, segs(4, &[2000, 2000, 2000], 2000)),
+            audio(segs(3, &[2000, 2000], 0)),
+        ];
+        let text = render_dynamic(&live(false), &reps).unwrap();
+        let els = elements(&text);
+        let starts: Vec<&str> = els
+            .iter()
+            .filter(|(n, _)| n == "SegmentTemplate")
+            .map(|(_, a)| a["startNumber"].as_str())
+            .collect();
+        assert_eq!(starts, ["4", "3"]);
+        let listed: Vec<Listed<'_>> = reps
+            .iter()
+            .map(|r| Listed {
+                id: &r.id,
+                video: r.media != Media::Audio,
+                first: r.segments[0].number,
+                last: r.segments.last().unwrap().number,
+            })
+            .collect();
+        assert_eq!(
+            listing(&listed, false),
+            Listing(vec![(true, 4, 5), (false, 3, 4)], false)
+        );
         // No video at all: no MPD.
         assert_eq!(render_dynamic(&live(false), &reps[2..]), None);
     }
@@ -673,9 +738,10 @@ mod tests {
     }
 
     #[test]
-    fn hairline_gaps_are_folded_into_durations() {
-        // Audio of the source's millisecond timestamps: 0.3 ms gap, 0.2 ms
-        // overlap. Each `t` stays exact, the timeline contiguous.
+    fn hairline_gaps_keep_each_segments_own_time() {
+        // Audio of the source's millisecond timestamps: a 0.3 ms gap, then
+        // a 0.2 ms overlap. What an MPD says of a segment never changes as
+        // more come, so each keeps its own start and length.
         let a = |number, start_us, duration_us| SegmentTime {
             number,
             start: Duration::from_micros(start_us),
@@ -685,18 +751,22 @@ mod tests {
             a(0, 0, 1_003_000),
             a(1, 1_003_300, 1_002_900),
             a(2, 2_006_000, 1_000_000),
+            a(3, 3_006_000, 1_000_000),
         ]);
         let text = render_dynamic(
             &live(false),
-            &[video("360p", 360, segs(0, &[1000, 1000, 1000], 0)), audio],
+            &[video("360p", 360, segs(0, &[1000, 1000, 1000, 1000], 0)), audio],
         )
         .unwrap();
         let els = elements(&text);
         let s: Vec<&BTreeMap<String, String>> = els.iter().filter(|(n, _)| n == "S").map(|(_, a)| a).collect();
         assert_eq!(s.len(), 4, "{text}");
-        assert_eq!((s[1]["t"].as_str(), s[1]["d"].as_str()), ("0", "90297"));
-        assert_eq!((s[2].get("t"), s[2]["d"].as_str()), (None, "90243"));
-        assert_eq!((s[3].get("t"), s[3]["d"].as_str()), (None, "90000"));
+        assert_eq!((s[1]["t"].as_str(), s[1]["d"].as_str()), ("0", "90270"));
+        assert_eq!((s[2]["t"].as_str(), s[2]["d"].as_str()), ("90297", "90261"));
+        assert_eq!(
+            (s[3]["t"].as_str(), s[3]["d"].as_str(), s[3]["r"].as_str()),
+            ("180540", "90000", "1")
+        );
     }
 
     #[test]

@@ -319,7 +319,8 @@ impl SessionWriter {
             (sequence, index + 1)
         };
         r.playlist.set_hint(Some(hint));
-        self.publish_playlists(st, Some(name))
+        self.publish_playlists(st, Some(name))?;
+        self.write_mpd(st)
     }
 
     /// Low-latency: the segment in progress is complete.
@@ -394,15 +395,36 @@ impl SessionWriter {
         if !st.multivariant_written && st.renditions.values().all(|r| r.playlist.segments().next().is_some()) {
             self.write_multivariant(st)?;
         }
-        self.write_mpd(st)?;
+        // Low-latency: once the playlists list the segment (the next part).
+        if plain {
+            self.write_mpd(st)?;
+        }
         self.delete_expired(st);
         Ok(())
     }
 
     /// The live DASH MPD (`{stream}/manifest.mpd`, see [`mpd`]), once the
-    /// stream is playable: rewritten when the segments it lists change.
+    /// stream is playable: written again after a playlist write that makes
+    /// it list other segments (so it is in step with the media playlists).
     fn write_mpd(&self, st: &mut State) -> std::io::Result<()> {
         let Some(&started) = self.started.get().filter(|_| st.multivariant_written) else {
+            return Ok(());
+        };
+        let video = |r: &Rendition| matches!(r.kind, Kind::Video { .. });
+        let listed: Vec<mpd::Listed<'_>> = st
+            .renditions
+            .iter()
+            .filter_map(|(name, r)| {
+                Some(mpd::Listed {
+                    id: name,
+                    video: video(r),
+                    first: r.playlist.segments().next()?.sequence,
+                    last: r.playlist.segments().last()?.sequence,
+                })
+            })
+            .collect();
+        let ended = st.renditions.values().all(|r| r.playlist.is_ended());
+        let Some(listing) = st.mpd.due(&listed, ended) else {
             return Ok(());
         };
         let reps: Vec<mpd::Representation> = st
@@ -439,10 +461,11 @@ impl SessionWriter {
             now: SystemTime::now(),
             target: self.target,
             segment: self.low_latency.map_or(self.target, |l| l.segment),
-            ended: st.renditions.values().all(|r| r.playlist.is_ended()),
+            ended,
         };
-        if let Some(text) = st.mpd.render(&live, &reps) {
+        if let Some(text) = mpd::render_dynamic(&live, &reps) {
             write_atomic(&self.stream_dir.join(layout::MPD), text.as_bytes())?;
+            st.mpd.written(listing);
         }
         Ok(())
     }
@@ -937,8 +960,15 @@ mod low_latency_tests {
             std::fs::read(dir.join("0.m4s")).unwrap(),
             b"moof0-mdatmoof1-mdatmoof2-mdatmoof3-mdat"
         );
+        let mpd = d.path().join("golive/manifest.mpd");
+        assert!(!mpd.exists(), "no MPD before the stream is playable");
         chunk(&w, "audio", PART * 4, true, b"moofa");
         assert!(w.is_playable(), "every rendition has a segment");
+        let text = std::fs::read_to_string(&mpd).unwrap();
+        assert!(
+            text.contains("startNumber=\"0\"") && text.contains("<S t=\"0\" d=\"180000\"/>"),
+            "{text}"
+        );
         let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
         assert_eq!((snap.building, snap.parts), (1, 1));
         assert!(snap.satisfies(0, None) && snap.satisfies(1, Some(0)) && !snap.satisfies(1, Some(1)));
