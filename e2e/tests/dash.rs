@@ -86,6 +86,10 @@ fn a_browser_plays_the_live_mpd_through_the_edge_with_dash_js() {
         );
     }
     assert_eq!(later.restarts, 0, "no error: {:?}", later.errors);
+    // The page knows the publish session from the MPD's Period.
+    let (_, mpd) = http_get(edge, "/golive/manifest.mpd").expect("MPD");
+    let session = later.session.clone().expect("the session is known");
+    assert!(mpd.contains(&format!("<Period id=\"{session}\"")), "{session}: {mpd}");
     assert!(later.page_errors.is_empty(), "{:?}", later.page_errors);
     let latency = later.latency.expect("live latency is shown");
     assert!((0.5..20.0).contains(&latency), "live latency {latency} s");

@@ -255,7 +255,7 @@
   // dash.js asks no time server; it plays suggestedPresentationDelay behind
   // the live edge, catching up by at most 10 % (and by a seek past a drift
   // the window cannot hold). Errors restart as for HLS;
-  // a new publish session is a new MPD, which dash.js follows itself.
+  // a new publish session (the Period's id) restarts at the live edge.
   async function startDash() {
     const id = ++startId;
     try {
@@ -306,6 +306,20 @@
       if (e.mediaType !== "video" || !e.newRepresentation) return;
       state.rendition = describeRep(e.newRepresentation);
       show("rendition", state.rendition);
+    });
+    // The Period's id is the publish session: a new one (a republish, or
+    // the edge moved this viewer to another origin) is a new timeline, so
+    // start afresh at its live edge, as for HLS.
+    player.on(E.MANIFEST_LOADED, (e) => {
+      const m = e.data || {};
+      const periods = m.Period_asArray || (Array.isArray(m.Period) ? m.Period : [m.Period]);
+      const session = periods[0] && periods[0].id;
+      if (!session) return;
+      if (state.session && session !== state.session) {
+        restart(`stream moved to session ${session}`, 0);
+        return;
+      }
+      state.session = session;
     });
     player.on(E.ERROR, (e) => {
       const err = e.error || {};
