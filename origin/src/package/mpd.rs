@@ -27,15 +27,16 @@
 //! shortest segment, for passthrough), `timeShiftBufferDepth` what the
 //! playlists list, `suggestedPresentationDelay` HOLD-BACK's three target
 //! durations (less when the window is that short: see
-//! [`presentation_delay`]), and an
-//! inline `UTCTiming` (`urn:mpeg:dash:utc:direct:2014`) so that a player
+//! [`presentation_delay`]), and an inline `UTCTiming` (`urn:mpeg:dash:utc:direct:2014`) so that a player
 //! needs no time server (dash.js would ask a public one): the value is the
 //! time the MPD was written, at most a cache lifetime old when read, which
 //! makes a player think it is earlier than it is, the safe side (it asks
 //! for nothing that does not exist yet). When the session ends the MPD
 //! stays dynamic, loses `minimumUpdatePeriod` and gains
-//! `mediaPresentationDuration` (DASH-IF IOP 4.3, 4.4.3.1: how a live
-//! service announces its end).
+//! `mediaPresentationDuration`: the DASH-IF IOP timing model's way for an
+//! MPD update to give a live presentation its end (an MPD without
+//! `minimumUpdatePeriod` is final); switching to `static` would also move
+//! the players' timeline to the on-demand model mid-play.
 //!
 //! No low-latency DASH (`availabilityTimeOffset`, chunked segments): an
 //! LL-HLS part is a file of its own (`{n}.{p}.m4s`), and `{n}.m4s` gets its
