@@ -182,9 +182,10 @@ fn sets(reps: &[Representation]) -> Vec<Set<'_>> {
 pub struct Listed<'a> {
     pub id: &'a str,
     pub video: bool,
-    /// The first and last segment numbers listed.
+    /// The first segment number listed, and the last (`None`: its playlist
+    /// on disk lists none yet).
     pub first: u64,
-    pub last: u64,
+    pub last: Option<u64>,
 }
 
 /// The first and last number every member lists (`first > last`: none).
@@ -204,7 +205,7 @@ pub fn listing(listed: &[Listed<'_>], ended: bool) -> Listing {
             let members = listed
                 .iter()
                 .filter(|l| l.video == video && api_types::validate_name("rendition", l.id).is_ok());
-            let (first, last) = common(members.map(|l| (l.first, l.last)))?;
+            let (first, last) = common(members.filter_map(|l| Some((l.first, l.last?))))?;
             (first <= last).then_some((video, first, last))
         })
         .collect();
@@ -468,28 +469,47 @@ pub fn render_static(session: &str, target: Duration, reps: &[Representation]) -
     Some(out)
 }
 
-/// A live session's MPD writer state: what the last MPD written listed.
+/// A live session's MPD writer state: what the last MPD written listed,
+/// and which renditions it has (fixed by the first: a Period keeps its
+/// Representations, as the multivariant playlist, written once, keeps its
+/// variants).
 #[derive(Debug, Default)]
 pub struct LiveMpd {
     last: Option<Listing>,
+    members: Option<Vec<String>>,
 }
 
 impl LiveMpd {
+    /// Whether rendition `id` is in the MPD (before the first, any is).
+    pub fn admits(&self, id: &str) -> bool {
+        self.members.as_ref().is_none_or(|m| m.iter().any(|x| x == id))
+    }
+
     /// Whether the MPD must be written again, and what it will list: the
     /// playlists list other segments than when it was last written
     /// (renditions close a segment one after another, and low-latency
     /// playlists change every part; the MPD changes once every rendition of
-    /// a set lists the segment), or the session ended. `None` too while no
-    /// video segment is listed. Call [`LiveMpd::written`] once it is.
+    /// a set lists the segment), or the session ended. `listed`: every
+    /// rendition with media. `None` too while a rendition of the MPD has no
+    /// segment on its playlist yet, or no video is listed. Call
+    /// [`LiveMpd::written`] once it is.
     pub fn due(&self, listed: &[Listed<'_>], ended: bool) -> Option<Listing> {
-        let now = listing(listed, ended);
+        let members: Vec<Listed<'_>> = listed.iter().filter(|l| self.admits(l.id)).copied().collect();
+        if members.iter().any(|l| l.last.is_none()) {
+            return None;
+        }
+        let now = listing(&members, ended);
         let video = now.0.iter().any(|(v, _, _)| *v);
         (video && self.last.as_ref() != Some(&now)).then_some(now)
     }
 
-    /// Records what the MPD just written lists.
-    pub fn written(&mut self, listing: Listing) {
+    /// Records what the MPD just written lists; the first fixes its
+    /// renditions (`listed`, as given to [`LiveMpd::due`]).
+    pub fn written(&mut self, listing: Listing, listed: &[Listed<'_>]) {
         self.last = Some(listing);
+        if self.members.is_none() {
+            self.members = Some(listed.iter().map(|l| l.id.to_string()).collect());
+        }
     }
 }
 
@@ -657,29 +677,44 @@ mod tests {
     #[test]
     fn a_live_mpd_is_due_only_when_its_listing_changes() {
         let mut w = LiveMpd::default();
-        let l = |id, video, first, last| Listed { id, video, first, last };
+        let l = |id, video, first, last| Listed {
+            id,
+            video,
+            first,
+            last: Some(last),
+        };
         let write = |w: &mut LiveMpd, listed: &[Listed<'_>], ended| match w.due(listed, ended) {
             Some(now) => {
-                w.written(now);
+                w.written(now, listed);
                 true
             }
             None => false,
         };
         // Audio alone: no MPD yet.
         assert!(!write(&mut w, &[l("audio", false, 0, 0)], false));
-        // 180p has nothing yet: it is left out, not waited for.
+        // 360p has a segment whose playlist does not list it yet: wait.
         let mut listed = vec![l("360p", true, 0, 0), l("audio", false, 0, 0)];
+        listed[0].last = None;
+        assert!(!write(&mut w, &listed, false));
+        listed[0].last = Some(0);
         assert!(write(&mut w, &listed, false));
         assert!(!write(&mut w, &listed, false), "nothing changed");
-        listed.push(l("180p", true, 0, 0));
+        // 240p had no media when the MPD was first written: never in it.
+        listed.push(l("240p", true, 0, 0));
+        assert!(!w.admits("240p") && w.admits("360p"));
         assert!(!write(&mut w, &listed, false), "the same numbers listed");
-        listed[0].last = 1;
-        assert!(!write(&mut w, &listed, false), "180p has no segment 1 yet");
-        listed[2].last = 1;
-        assert!(write(&mut w, &listed, false));
-        listed[1].last = 1;
+        listed[0].last = Some(1);
+        assert!(write(&mut w, &listed, false), "360p's segment 1");
+        listed[1].last = Some(1);
         assert!(write(&mut w, &listed, false), "audio's segment 1");
         assert!(write(&mut w, &listed, true), "the end is news");
+        // Two video renditions: the MPD lists what both have.
+        let mut w = LiveMpd::default();
+        let mut listed = vec![l("360p", true, 0, 1), l("180p", true, 0, 0), l("audio", false, 0, 1)];
+        assert!(write(&mut w, &listed, false));
+        assert_eq!(w.last, Some(Listing(vec![(true, 0, 0), (false, 0, 1)], false)));
+        listed[1].last = Some(1);
+        assert!(write(&mut w, &listed, false));
         // The listing is what the MPD lists.
         let reps = [
             video("360p", 360, segs(3, &[2000, 2000, 2000], 0)),
@@ -700,7 +735,7 @@ mod tests {
                 id: &r.id,
                 video: r.media != Media::Audio,
                 first: r.segments[0].number,
-                last: r.segments.last().unwrap().number,
+                last: r.segments.last().map(|s| s.number),
             })
             .collect();
         assert_eq!(

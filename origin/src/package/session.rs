@@ -411,15 +411,26 @@ impl SessionWriter {
             return Ok(());
         };
         let video = |r: &Rendition| matches!(r.kind, Kind::Video { .. });
+        // The last segment of a rendition's playlist on disk. Low-latency:
+        // a segment closed when the next fragment starts is published with
+        // that fragment's first part, so until then its playlist does not
+        // list it (and neither may the MPD).
+        let published = |r: &Rendition| {
+            let last = r.playlist.segments().last()?.sequence;
+            let pending = self.part_target.is_some() && r.playlist.building().is_none() && !r.playlist.is_ended();
+            if pending { last.checked_sub(1) } else { Some(last) }
+        };
         let listed: Vec<mpd::Listed<'_>> = st
             .renditions
             .iter()
             .filter_map(|(name, r)| {
+                let first = r.playlist.segments().next()?.sequence;
+                let last = published(r).filter(|l| *l >= first);
                 Some(mpd::Listed {
                     id: name,
                     video: video(r),
-                    first: r.playlist.segments().next()?.sequence,
-                    last: r.playlist.segments().last()?.sequence,
+                    first,
+                    last,
                 })
             })
             .collect();
@@ -430,7 +441,9 @@ impl SessionWriter {
         let reps: Vec<mpd::Representation> = st
             .renditions
             .iter()
-            .map(|(name, r)| mpd::Representation {
+            .filter(|(name, _)| st.mpd.admits(name))
+            .map(|(name, r)| (name, r, published(r)))
+            .map(|(name, r, last)| mpd::Representation {
                 id: name.clone(),
                 media: match r.kind {
                     Kind::Video { width, height, fps, .. } => mpd::Media::Video { width, height, fps },
@@ -447,6 +460,7 @@ impl SessionWriter {
                 segments: r
                     .playlist
                     .segments()
+                    .take_while(|s| last.is_some_and(|l| s.sequence <= l))
                     .map(|s| mpd::SegmentTime {
                         number: s.sequence,
                         start: s.program_date_time.duration_since(started).unwrap_or_default(),
@@ -465,7 +479,7 @@ impl SessionWriter {
         };
         if let Some(text) = mpd::render_dynamic(&live, &reps) {
             write_atomic(&self.stream_dir.join(layout::MPD), text.as_bytes())?;
-            st.mpd.written(listing);
+            st.mpd.written(listing, &listed);
         }
         Ok(())
     }
