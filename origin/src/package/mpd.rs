@@ -19,7 +19,10 @@
 //!   PROGRAM-DATE-TIME;
 //! - an AdaptationSet lists the segments every one of its Representations
 //!   has written (renditions close a segment one after the other), so every
-//!   URL the template implies exists.
+//!   URL the template implies exists;
+//! - the Representations are fixed by a session's first MPD, written once
+//!   every rendition's playlist lists a segment (a Period keeps its
+//!   Representations, as the multivariant playlist keeps its variants).
 //!
 //! Live (`type="dynamic"`): rewritten when what it lists changes, that is
 //! per segment, not per part ([`LiveMpd`]), once the media playlists list
