@@ -16,7 +16,8 @@
 //!   the media time of the fragments (their `tfdt`): running time 0 is the
 //!   first frame, whose wall-clock time is `availabilityStartTime`, so a
 //!   segment starts at the same wall-clock time as its HLS
-//!   PROGRAM-DATE-TIME;
+//!   PROGRAM-DATE-TIME (within a millisecond: see [`place`]); what an MPD
+//!   states of a segment never changes in a later one;
 //! - an AdaptationSet lists the segments every one of its Representations
 //!   has written (renditions close a segment one after the other), so every
 //!   URL the template implies exists;
@@ -111,26 +112,63 @@ pub struct Live<'a> {
     pub ended: bool,
 }
 
+/// A segment as an MPD states it: (number, `t`, `d`) in [`TIMESCALE`] ticks.
+type Entry = (u64, u64, u64);
+
+/// What an MPD states of each set's segments (`true`: the video set).
+type Placed = Vec<(bool, Vec<Entry>)>;
+
+/// The largest gap or overlap between two segments that the MPD closes
+/// (the second's `t` is then where the first ends): a millisecond.
+const HAIRLINE: u64 = TIMESCALE / 1000;
+
 /// The segments an AdaptationSet lists: numbers `first..=last`, with the
-/// times of its first Representation.
+/// times of its first Representation, as the MPD states them.
 #[derive(Debug, Clone, PartialEq)]
 struct Set<'a> {
     video: bool,
     reps: Vec<&'a Representation>,
     segments: Vec<SegmentTime>,
+    placed: Vec<Entry>,
 }
 
 impl Set<'_> {
     fn first(&self) -> u64 {
-        self.segments[0].number
+        self.placed[0].0
     }
     fn start(&self) -> u64 {
-        ticks(self.segments[0].start)
+        self.placed[0].1
     }
     fn end(&self) -> u64 {
-        let s = self.segments[self.segments.len() - 1];
-        ticks(s.start + s.duration)
+        let (_, t, d) = self.placed[self.placed.len() - 1];
+        t + d
     }
+}
+
+/// Where the MPD puts each segment: its own length, and its own start, or
+/// where the one before ends when that is within a [`HAIRLINE`] of it (audio
+/// keeps the source's millisecond timestamps, so its segments are apart by
+/// fractions of a millisecond: closing those gaps keeps the timeline one
+/// `<S>` per run instead of one per segment, and every `t` within a
+/// millisecond of the segment's `tfdt`). `before`: what an earlier MPD
+/// stated, kept as it was (what an MPD says of a segment stays true in
+/// every later one); the chain goes on from there.
+fn place(segments: &[SegmentTime], before: &[Entry]) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::with_capacity(segments.len());
+    for s in segments {
+        if let Ok(i) = before.binary_search_by_key(&s.number, |e| e.0) {
+            out.push(before[i]);
+            continue;
+        }
+        let own = ticks(s.start);
+        let d = ticks(s.start + s.duration).saturating_sub(own);
+        let t = match out.last() {
+            Some(&(n, t, pd)) if n + 1 == s.number && (t + pd).abs_diff(own) <= HAIRLINE => t + pd,
+            _ => own,
+        };
+        out.push((s.number, t, d));
+    }
+    out
 }
 
 /// What an MPD lists: per AdaptationSet (video, audio) the first and last
@@ -173,6 +211,7 @@ fn sets(reps: &[Representation]) -> Vec<Set<'_>> {
         out.push(Set {
             video,
             reps: members,
+            placed: place(&segments, &[]),
             segments,
         });
     }
@@ -269,7 +308,7 @@ fn frame_rate(fps: f64) -> Option<String> {
 /// The `<S>` elements of a timeline: `@t` on the first and wherever a
 /// segment does not start where the one before ended, runs of equal
 /// durations folded into `@r`.
-fn timeline(out: &mut String, segments: &[SegmentTime]) {
+fn timeline(out: &mut String, entries: &[Entry]) {
     out.push_str("        <SegmentTimeline>\n");
     // (start, duration, repeats, explicit t)
     let mut run: Option<(u64, u64, u64, bool)> = None;
@@ -285,14 +324,7 @@ fn timeline(out: &mut String, segments: &[SegmentTime]) {
         }
         out.push_str("/>\n");
     };
-    for s in segments {
-        // Each segment's own start and length, never adjusted to its
-        // neighbours: what an MPD said of a segment stays true in every
-        // later one. Audio keeps the source's millisecond timestamps, so its
-        // segments can be apart by a fraction of a millisecond: an explicit
-        // `t` then, which players take in their stride.
-        let t = ticks(s.start);
-        let d = ticks(s.start + s.duration).saturating_sub(t);
+    for &(_, t, d) in entries {
         let contiguous = next == Some(t);
         next = Some(t + d);
         match run.as_mut() {
@@ -352,7 +384,7 @@ fn period(out: &mut String, session: &str, sets: &[Set<'_>], prefix: &str, offse
             let _ = write!(out, " presentationTimeOffset=\"{offset}\"");
         }
         out.push_str(">\n");
-        timeline(out, &set.segments);
+        timeline(out, &set.placed);
         out.push_str("      </SegmentTemplate>\n");
         // Highest quality first, as in the multivariant playlist.
         let mut reps = set.reps.clone();
@@ -395,9 +427,21 @@ fn presentation_delay(live: &Live<'_>, depth: Duration, longest: Duration, short
 /// (templates `{session}/$RepresentationID$/...`). `None` while no video
 /// segment is listed by every video rendition.
 pub fn render_dynamic(live: &Live<'_>, reps: &[Representation]) -> Option<String> {
-    let sets = sets(reps);
+    render_after(live, reps, &[]).map(|(text, _)| text)
+}
+
+/// [`render_dynamic`], keeping what the MPD last written stated of each
+/// set's segments (`before`: per set, video first); returns the text and
+/// what it states, for the next.
+fn render_after(live: &Live<'_>, reps: &[Representation], before: &[(bool, Vec<Entry>)]) -> Option<(String, Placed)> {
+    let mut sets = sets(reps);
     if !sets.iter().any(|s| s.video) {
         return None;
+    }
+    for set in &mut sets {
+        if let Some((_, earlier)) = before.iter().find(|(v, _)| *v == set.video) {
+            set.placed = place(&set.segments, earlier);
+        }
     }
     // What every set still lists, and where the last one ends.
     let depth = sets.iter().map(|s| s.end() - s.start()).min().unwrap_or(0);
@@ -441,7 +485,8 @@ pub fn render_dynamic(live: &Live<'_>, reps: &[Representation]) -> Option<String
         date_time(live.now)
     );
     out.push_str("</MPD>\n");
-    Some(out)
+    let placed = sets.into_iter().map(|s| (s.video, s.placed)).collect();
+    Some((out, placed))
 }
 
 /// A recording's static MPD, to be written at `{stream}/{session}/manifest.mpd`
@@ -480,6 +525,8 @@ pub fn render_static(session: &str, target: Duration, reps: &[Representation]) -
 pub struct LiveMpd {
     last: Option<Listing>,
     members: Option<Vec<String>>,
+    /// What the last MPD stated of each set's segments.
+    placed: Placed,
 }
 
 impl LiveMpd {
@@ -504,6 +551,14 @@ impl LiveMpd {
         let now = listing(&members, ended);
         let video = now.0.iter().any(|(v, _, _)| *v);
         (video && self.last.as_ref() != Some(&now)).then_some(now)
+    }
+
+    /// The MPD to write: [`render_dynamic`], stating what the last MPD
+    /// stated of the segments it still lists.
+    pub fn render(&mut self, live: &Live<'_>, reps: &[Representation]) -> Option<String> {
+        let (text, placed) = render_after(live, reps, &self.placed)?;
+        self.placed = placed;
+        Some(text)
     }
 
     /// Records what the MPD just written lists; the first fixes its
@@ -777,35 +832,52 @@ mod tests {
     }
 
     #[test]
-    fn hairline_gaps_keep_each_segments_own_time() {
+    fn hairline_gaps_are_closed_and_what_was_stated_stays() {
         // Audio of the source's millisecond timestamps: a 0.3 ms gap, then
-        // a 0.2 ms overlap. What an MPD says of a segment never changes as
-        // more come, so each keeps its own start and length.
+        // a 0.2 ms overlap, then a real gap of 5 ms.
         let a = |number, start_us, duration_us| SegmentTime {
             number,
             start: Duration::from_micros(start_us),
             duration: Duration::from_micros(duration_us),
         };
-        let audio = audio(vec![
+        let mut audio = audio(vec![
             a(0, 0, 1_003_000),
             a(1, 1_003_300, 1_002_900),
             a(2, 2_006_000, 1_000_000),
-            a(3, 3_006_000, 1_000_000),
         ]);
-        let text = render_dynamic(
-            &live(false),
-            &[video("360p", 360, segs(0, &[1000, 1000, 1000, 1000], 0)), audio],
-        )
-        .unwrap();
-        let els = elements(&text);
-        let s: Vec<&BTreeMap<String, String>> = els.iter().filter(|(n, _)| n == "S").map(|(_, a)| a).collect();
+        let video = video("360p", 360, segs(0, &[1000, 1000, 1000, 1000, 1000], 0));
+        let s_of = |text: &str| -> Vec<BTreeMap<String, String>> {
+            elements(text)
+                .into_iter()
+                .filter(|(n, _)| n == "S")
+                .map(|(_, a)| a)
+                .collect()
+        };
+        let mut w = LiveMpd::default();
+        let text = w.render(&live(false), &[video.clone(), audio.clone()]).unwrap();
+        let s = s_of(&text);
         assert_eq!(s.len(), 4, "{text}");
+        // Each `d` its own; 1 and 2 start where the one before ends, within
+        // a millisecond of their own start.
         assert_eq!((s[1]["t"].as_str(), s[1]["d"].as_str()), ("0", "90270"));
-        assert_eq!((s[2]["t"].as_str(), s[2]["d"].as_str()), ("90297", "90261"));
+        assert_eq!((s[2].get("t"), s[2]["d"].as_str()), (None, "90261"));
+        assert_eq!((s[3].get("t"), s[3]["d"].as_str()), (None, "90000"));
+        // The window slides past 0 and a segment after a real gap comes:
+        // 1 and 2 keep the times stated (not their own, 90297), 4 its own.
+        audio.segments.remove(0);
+        audio.segments.push(a(3, 3_006_000, 1_000_000));
+        audio.segments.push(a(4, 4_011_000, 1_000_000));
+        let text = w.render(&live(false), &[video.clone(), audio.clone()]).unwrap();
+        let s = s_of(&text);
+        assert_eq!((s[1]["t"].as_str(), s[1]["d"].as_str()), ("90270", "90261"));
         assert_eq!(
-            (s[3]["t"].as_str(), s[3]["d"].as_str(), s[3]["r"].as_str()),
-            ("180540", "90000", "1")
+            (s[2].get("t"), s[2]["d"].as_str(), s[2]["r"].as_str()),
+            (None, "90000", "1")
         );
+        assert_eq!((s[3]["t"].as_str(), s[3]["d"].as_str()), ("360990", "90000"));
+        // Without the history, the window's first segment starts at its own time.
+        let fresh = s_of(&render_dynamic(&live(false), &[video, audio]).unwrap());
+        assert_eq!(fresh[1]["t"], "90297");
     }
 
     #[test]
@@ -841,6 +913,42 @@ mod tests {
         let audio_ticks = 7321 * TIMESCALE / 1000;
         assert_eq!(total, video_ticks + audio_ticks);
         assert!(text.ends_with("</MPD>\n"));
+    }
+
+    /// A two-hour DVR window (issue 17's `dvr_window: 2h`) of 2 s segments:
+    /// video folds into one `<S>`, audio (93 or 94 AAC frames a segment,
+    /// sub-millisecond jitter) into one per run of equal lengths, with no
+    /// `t` after the first: about 95 kB for three rungs and audio.
+    #[test]
+    fn a_two_hour_window_stays_compact() {
+        let n = 3600u64;
+        let frame = Duration::from_nanos(1024 * 1_000_000_000 / 48_000);
+        let mut at = Duration::ZERO;
+        let audio_segs: Vec<SegmentTime> = (0..n)
+            .map(|i| {
+                let frames = if (i * 94) % 4 == 0 { 94 } else { 93 };
+                let s = SegmentTime {
+                    number: i,
+                    start: at + Duration::from_micros((i * 7919) % 600),
+                    duration: frame * frames,
+                };
+                at += s.duration;
+                s
+            })
+            .collect();
+        let reps = [
+            video("720p", 720, segs(0, &vec![2000; n as usize], 0)),
+            video("480p", 480, segs(0, &vec![2000; n as usize], 0)),
+            video("360p", 360, segs(0, &vec![2000; n as usize], 0)),
+            audio(audio_segs),
+        ];
+        let text = LiveMpd::default().render(&live(false), &reps).unwrap();
+        let s = elements(&text).into_iter().filter(|(n, _)| n == "S").count();
+        println!("2 h window: {} bytes, {s} <S> elements", text.len());
+        // Video: one `<S>`; audio: at most one a segment, none with a `t`.
+        assert!(s <= n as usize + 1, "{s} S");
+        assert_eq!(text.matches(" t=\"").count(), 2, "one t per set");
+        assert!(text.len() < 120_000, "{} bytes", text.len());
     }
 
     #[test]

@@ -477,7 +477,7 @@ impl SessionWriter {
             segment: self.low_latency.map_or(self.target, |l| l.segment),
             ended,
         };
-        if let Some(text) = mpd::render_dynamic(&live, &reps) {
+        if let Some(text) = st.mpd.render(&live, &reps) {
             write_atomic(&self.stream_dir.join(layout::MPD), text.as_bytes())?;
             st.mpd.written(listing, &listed);
         }
