@@ -52,8 +52,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   done
 fi
 
-# npm packages, each from its lock file: hls.js for the edge's player page
-# (embedded into the edge at build time) and playwright-core, which drives
+# npm packages, each from its lock file: hls.js and dash.js for the edge's
+# player page (embedded into the edge at build time) and playwright-core, which drives
 # Debian's Chromium in the browser tests (it never downloads a browser).
 # Installed again only when the lock file changes.
 npm_ci() {

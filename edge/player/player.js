@@ -4,6 +4,8 @@
 //                     the rendition playing, the ladder and the live latency.
 //   /watch/{stream}?token=T   a token stream: plays /t/{T}/{stream}/index.m3u8.
 //   /watch/{stream}?vod=S     the recording of session S: /{stream}/S/vod.m3u8.
+//   /watch/{stream}?format=dash   plays /{stream}/manifest.mpd with dash.js
+//                     instead (the same segments; see "DASH" below).
 //
 // Playback uses hls.js where Media Source Extensions exist, native HLS
 // otherwise. hls.js runs in one of two modes, chosen per stream from its
@@ -125,10 +127,15 @@
   const vod = new URLSearchParams(location.search).get("vod");
   state.vod = vod && /^[A-Za-z0-9_-]{1,64}$/.test(vod) ? vod : null;
   if (state.vod) show("title", `${state.stream} (recording ${state.vod})`);
+  // DASH: /watch/{stream}?format=dash (live only; a recording plays its
+  // VOD playlist).
+  const FORMAT =
+    !state.vod && new URLSearchParams(location.search).get("format") === "dash" ? "dash" : "hls";
   const src = state.vod
     ? `${prefix}/${state.stream}/${state.vod}/vod.m3u8`
     : `${prefix}/${state.stream}/index.m3u8`;
   let hls = null;
+  let dash = null;
   let restartTimer = null;
   let retryDelay = 1000;
 
@@ -274,11 +281,14 @@
   async function start() {
     restartTimer = null;
     if (hls) { hls.destroy(); hls = null; }
+    if (dash) { dash.reset(); dash = null; }
     state.session = null;
     state.partList = 0;
     state.dvrWindow = null;
     setState("loading");
-    if (window.Hls && Hls.isSupported()) {
+    if (FORMAT === "dash") {
+      await startDash();
+    } else if (window.Hls && Hls.isSupported()) {
       const id = ++startId;
       const probed = modeHint || await probe();
       modeHint = null;
@@ -338,6 +348,86 @@
     show("engine", state.engine);
   }
 
+  // ---- DASH ---------------------------------------------------------------
+  // ?format=dash plays the stream's live MPD with dash.js, loaded only for
+  // such pages. The MPD carries its own clock (UTCTiming, inline), so
+  // dash.js asks no time server; it plays suggestedPresentationDelay behind
+  // the live edge, catching up by at most 10 % (and by a seek past a drift
+  // the window cannot hold). Errors restart as for HLS;
+  // a new publish session (the Period's id) restarts at the live edge.
+  async function startDash() {
+    const id = ++startId;
+    try {
+      if (!window.dashjs) {
+        await new Promise((resolve, reject) => {
+          const s = document.createElement("script");
+          s.src = "/watch/assets/dash.mediaplayer.min.js";
+          s.onload = resolve;
+          s.onerror = () => reject(new Error("dash.js did not load"));
+          document.head.append(s);
+        });
+      }
+    } catch (e) {
+      restart(e.message);
+      return;
+    }
+    if (id !== startId) return;
+    state.mode = "dash";
+    show("mode", "DASH (segments)");
+    state.engine = `dash.js ${dashjs.Version || ""}`.trim();
+    show("engine", state.engine);
+    const player = dashjs.MediaPlayer().create();
+    player.updateSettings({
+      streaming: {
+        buffer: { bufferToKeep: 30 },
+        liveCatchup: { enabled: true, playbackRate: { min: -0.1, max: 0.1 } },
+        retryAttempts: { MPD: 3, MediaSegment: 3 },
+      },
+    });
+    const E = dashjs.MediaPlayer.events;
+    const describeRep = (r) => (r.height ? `${r.height}p` : "audio") + ` ${Math.round((r.bandwidth || r.bitrateInKbit * 1000 || 0) / 1000)} kb/s`;
+    player.on(E.STREAM_INITIALIZED, () => {
+      // Fallen further behind than the window allows (a long stall), dash.js
+      // would wait for segments no longer listed: past this drift from its
+      // target it seeks back to it instead.
+      const target = player.getTargetLiveDelay() || 0;
+      let dvr = NaN;
+      try { dvr = player.getDvrWindow().size; } catch (e) { /* older API */ }
+      const maxDrift = dvr > target ? Math.max(1, dvr - target - 1) : Math.max(1, target / 2);
+      player.updateSettings({ streaming: { liveCatchup: { maxDrift } } });
+      state.targetLatency = target;
+      const reps = player.getRepresentationsByType ? player.getRepresentationsByType("video") : [];
+      state.ladder = reps.map(describeRep);
+      show("ladder", state.ladder.join(", "));
+      video.play().catch(() => {});
+    });
+    player.on(E.QUALITY_CHANGE_RENDERED, (e) => {
+      if (e.mediaType !== "video" || !e.newRepresentation) return;
+      state.rendition = describeRep(e.newRepresentation);
+      show("rendition", state.rendition);
+    });
+    // The Period's id is the publish session: a new one (a republish, or
+    // the edge moved this viewer to another origin) is a new timeline, so
+    // start afresh at its live edge, as for HLS.
+    player.on(E.MANIFEST_LOADED, (e) => {
+      const m = e.data || {};
+      const periods = m.Period_asArray || (Array.isArray(m.Period) ? m.Period : [m.Period]);
+      const session = periods[0] && periods[0].id;
+      if (!session) return;
+      if (state.session && session !== state.session) {
+        restart(`stream moved to session ${session}`, 0);
+        return;
+      }
+      state.session = session;
+    });
+    player.on(E.ERROR, (e) => {
+      const err = e.error || {};
+      restart(`dash.js: ${err.message || err.code || "error"}`);
+    });
+    dash = player;
+    player.initialize(video, `${prefix}/${state.stream}/manifest.mpd`, true);
+  }
+
   function restart(reason, delay) {
     state.errors.push({ at: Date.now(), reason });
     if (state.errors.length > 50) state.errors.shift();
@@ -362,7 +452,10 @@
   let lastMoved = Date.now();
   setInterval(() => {
     let date = null;
-    if (hls && hls.playingDate) date = hls.playingDate;
+    if (dash) {
+      const l = dash.getCurrentLiveLatency();
+      if (l > 0) { state.latency = l; show("latency", `${l.toFixed(1)} s`); }
+    } else if (hls && hls.playingDate) date = hls.playingDate;
     else if (video.getStartDate && !isNaN(video.getStartDate().getTime())) {
       date = new Date(video.getStartDate().getTime() + video.currentTime * 1000);
     }

@@ -2,7 +2,7 @@
 //! live streams at `/watch/`.
 //!
 //! Everything is embedded in the binary: our page, script and stylesheet
-//! (`edge/player/`) and hls.js from npm (see `build.rs`), so a viewer's
+//! (`edge/player/`) and hls.js and dash.js from npm (see `build.rs`), so a viewer's
 //! browser talks to this edge only. The page itself finds the stream name in
 //! its path; the edge serves the same page for every stream and never puts
 //! a request's text into it.
@@ -15,6 +15,8 @@ const PAGE: &str = include_str!("../player/watch.html");
 const SCRIPT: &str = include_str!("../player/player.js");
 const STYLE: &str = include_str!("../player/player.css");
 const HLS_JS: &[u8] = include_bytes!(env!("DIONYSIA_HLS_JS"));
+/// dash.js, for `?format=dash`; the page loads it only then.
+const DASH_JS: &[u8] = include_bytes!(env!("DIONYSIA_DASH_JS"));
 
 /// What a `/watch...` path asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,6 +61,7 @@ pub fn request(path: &str) -> Request {
         "/watch" | "/watch/" => page(),
         "/watch/streams.json" => Request::LiveList,
         "/watch/assets/hls.min.js" => asset(HLS_JS, "text/javascript; charset=utf-8"),
+        "/watch/assets/dash.mediaplayer.min.js" => asset(DASH_JS, "text/javascript; charset=utf-8"),
         "/watch/assets/player.js" => asset(SCRIPT.as_bytes(), "text/javascript; charset=utf-8"),
         "/watch/assets/player.css" => asset(STYLE.as_bytes(), "text/css; charset=utf-8"),
         _ => match path.strip_prefix("/watch/").map(|n| n.trim_end_matches('/')) {
@@ -106,6 +109,10 @@ mod tests {
             panic!("no hls.js")
         };
         assert!(hls.body.len() > 100_000, "hls.js is embedded whole");
+        let Request::Asset(dash) = request("/watch/assets/dash.mediaplayer.min.js") else {
+            panic!("no dash.js")
+        };
+        assert!(dash.body.len() > 100_000, "dash.js is embedded whole");
         for bad in [
             "/watch/Demo",
             "/watch/../x",

@@ -26,7 +26,8 @@
 //!    stores the head, so hits carry them at no cost.
 //! 4. `response_cache_filter`: 200s only; freshness set here, per object
 //!    kind, with sub-second precision (segments: long; media playlists:
-//!    `--playlist-ttl`; multivariant: `--multivariant-ttl`).
+//!    `--playlist-ttl`, and so the live DASH MPD; multivariant:
+//!    `--multivariant-ttl`; a recording's MPD: as segments).
 //! 5. `response_filter`: `X-Cache-Status` and `Age` on every response.
 //!
 //! Stickiness: a viewer's first request is the multivariant playlist; the
@@ -575,7 +576,10 @@ impl Edge {
         self.gate
             .check(&route, obj.stream, split.token, Some(&mut conn.memo))
             .ok()?;
-        if matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+        if matches!(
+            obj.kind,
+            ObjectKind::Multivariant | ObjectKind::MediaPlaylist | ObjectKind::Mpd
+        ) {
             let who = match split.sid {
                 Some(sid) => Who::Session(sid),
                 None => Who::Address(viewer, user_agent),
@@ -882,7 +886,12 @@ impl ProxyHttp for Edge {
                 .answer(session, ctx, 302, &[("location", location)], "", "REDIRECT")
                 .await;
         }
-        if !below && matches!(obj.kind, ObjectKind::Multivariant | ObjectKind::MediaPlaylist) {
+        if !below
+            && matches!(
+                obj.kind,
+                ObjectKind::Multivariant | ObjectKind::MediaPlaylist | ObjectKind::Mpd
+            )
+        {
             let who = match &sid {
                 Some(sid) => Who::Session(sid),
                 None => Who::Address(
@@ -981,7 +990,9 @@ impl ProxyHttp for Edge {
     fn response_cache_filter(&self, _session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
         let ttl = match (resp.status.as_u16(), ctx.kind) {
             (200, Some(ObjectKind::Segment | ObjectKind::Init | ObjectKind::Part)) => self.segment_ttl,
-            (200, Some(ObjectKind::MediaPlaylist)) => self.playlist_ttl,
+            (200, Some(ObjectKind::MediaPlaylist | ObjectKind::Mpd)) => self.playlist_ttl,
+            // A recording's MPD never changes once written.
+            (200, Some(ObjectKind::VodMpd)) => self.segment_ttl,
             (200, Some(ObjectKind::Multivariant)) => self.multivariant_ttl,
             (200, Some(ObjectKind::Thumbnail)) => thumbnail_ttl(resp),
             // A recording's playlists never change: cached like segments.

@@ -57,8 +57,9 @@ pub struct Settings {
     #[arg(long, env = "EDGE_CACHE_SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub cache_size: u64,
 
-    /// How long a media playlist is fresh in the cache (sub-second values
-    /// allowed; keep it at most half the shortest target duration).
+    /// How long a media playlist (and a live DASH MPD) is fresh in the cache
+    /// (sub-second values allowed; keep it at most half the shortest target
+    /// duration).
     #[arg(long, env = "EDGE_PLAYLIST_TTL", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub playlist_ttl: Duration,
 
@@ -66,7 +67,8 @@ pub struct Settings {
     #[arg(long, env = "EDGE_MULTIVARIANT_TTL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub multivariant_ttl: Duration,
 
-    /// How long init and media segments are kept fresh (they never change).
+    /// How long init and media segments (and a recording's DASH MPD) are
+    /// kept fresh (they never change).
     #[arg(long, env = "EDGE_SEGMENT_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub segment_ttl: Duration,
 

@@ -7,6 +7,8 @@
 //! - media playlists change every segment: at most half a target duration;
 //! - the multivariant playlist changes only on republish: a short max-age;
 //! - a live thumbnail is remade every segment: one segment duration;
+//! - the live DASH MPD (`package::mpd`) changes every segment, as media
+//!   playlists do: their max-age; a recording's MPD never changes: an hour;
 //! - 404s are `no-store`, so a segment asked for a moment too early is not
 //!   remembered as missing;
 //! - parts (LL-HLS) are immutable like segments; the answer to a blocking

@@ -34,6 +34,7 @@
 
 use super::fsio::write_atomic;
 use super::live::{Live, Snapshot};
+use super::mpd;
 use super::multivariant::{self, RenditionInfo};
 use super::playlist::{MediaPlaylist, Part, PlaylistError, RenditionReport, Segment, part_uri, segment_uri};
 use super::vod::{self, Marker, VodRendition, VodSegment};
@@ -117,6 +118,8 @@ struct State {
     multivariant_written: bool,
     expired: VecDeque<(PathBuf, Instant)>,
     ended: bool,
+    /// What the live DASH MPD last listed.
+    mpd: mpd::LiveMpd,
 }
 
 /// What a low-latency session's parts are.
@@ -185,6 +188,7 @@ impl SessionWriter {
                 multivariant_written: false,
                 expired: VecDeque::new(),
                 ended: false,
+                mpd: mpd::LiveMpd::default(),
             }),
         })
     }
@@ -398,7 +402,7 @@ impl SessionWriter {
         {
             self.write_multivariant(st)?;
         }
-        Ok(())
+        self.write_mpd(st)
     }
 
     /// Low-latency: the segment in progress is complete.
@@ -488,7 +492,92 @@ impl SessionWriter {
         if !st.multivariant_written && st.renditions.values().all(|r| r.playlist.segments().next().is_some()) {
             self.write_multivariant(st)?;
         }
+        // Low-latency: once the playlists list the segment (the next part).
+        if plain {
+            self.write_mpd(st)?;
+        }
         self.delete_expired(st);
+        Ok(())
+    }
+
+    /// The live DASH MPD (`{stream}/manifest.mpd`, see [`mpd`]), once the
+    /// stream is playable: written again after a playlist write that makes
+    /// it list other segments (so it is in step with the media playlists).
+    fn write_mpd(&self, st: &mut State) -> std::io::Result<()> {
+        let Some(&started) = self.started.get().filter(|_| st.multivariant_written) else {
+            return Ok(());
+        };
+        let video = |r: &Rendition| matches!(r.kind, Kind::Video { .. });
+        // The last segment of a rendition's playlist on disk. Low-latency:
+        // a segment closed when the next fragment starts is published with
+        // that fragment's first part, so until then its playlist does not
+        // list it (and neither may the MPD).
+        let published = |r: &Rendition| {
+            let last = r.playlist.segments().last()?.sequence;
+            let pending = self.part_target.is_some() && r.playlist.building().is_none() && !r.playlist.is_ended();
+            if pending { last.checked_sub(1) } else { Some(last) }
+        };
+        let listed: Vec<mpd::Listed<'_>> = st
+            .renditions
+            .iter()
+            .filter_map(|(name, r)| {
+                let first = r.playlist.segments().next()?.sequence;
+                let last = published(r).filter(|l| *l >= first);
+                Some(mpd::Listed {
+                    id: name,
+                    video: video(r),
+                    first,
+                    last,
+                })
+            })
+            .collect();
+        let ended = st.renditions.values().all(|r| r.playlist.is_ended());
+        let Some(listing) = st.mpd.due(&listed, ended) else {
+            return Ok(());
+        };
+        let reps: Vec<mpd::Representation> = st
+            .renditions
+            .iter()
+            .filter(|(name, _)| st.mpd.admits(name))
+            .map(|(name, r)| (name, r, published(r)))
+            .map(|(name, r, last)| mpd::Representation {
+                id: name.clone(),
+                media: match r.kind {
+                    Kind::Video { width, height, fps, .. } => mpd::Media::Video { width, height, fps },
+                    Kind::Audio { .. } => mpd::Media::Audio,
+                },
+                codec: r.codec.clone().unwrap_or_default(),
+                // As the multivariant playlist's peak (see there).
+                bandwidth: (match r.kind {
+                    Kind::Video { nominal_bps, .. } | Kind::Audio { nominal_bps } => nominal_bps,
+                }
+                .unwrap_or(0)
+                .max(r.measured_peak_bps) as f64
+                    * 1.25) as u64,
+                segments: r
+                    .playlist
+                    .segments()
+                    .take_while(|s| last.is_some_and(|l| s.sequence <= l))
+                    .map(|s| mpd::SegmentTime {
+                        number: s.sequence,
+                        start: s.program_date_time.duration_since(started).unwrap_or_default(),
+                        duration: s.duration(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let live = mpd::Live {
+            session: &self.session,
+            availability_start: started,
+            now: SystemTime::now(),
+            target: self.target,
+            segment: self.low_latency.map_or(self.target, |l| l.segment),
+            ended,
+        };
+        if let Some(text) = st.mpd.render(&live, &reps) {
+            write_atomic(&self.stream_dir.join(layout::MPD), text.as_bytes())?;
+            st.mpd.written(listing, &listed);
+        }
         Ok(())
     }
 
@@ -669,6 +758,7 @@ impl SessionWriter {
             r.playlist.end();
         }
         self.publish_playlists(&st, None)?;
+        self.write_mpd(&mut st)?;
         st.ended = true;
         if self.record {
             self.write_recording(&st)?;
@@ -840,9 +930,24 @@ mod tests {
             "{master}"
         );
 
+        let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+        assert!(
+            mpd.contains("type=\"dynamic\"") && mpd.contains("minimumUpdatePeriod"),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains(&format!("startNumber=\"{}\"", parsed.media_sequence)),
+            "{mpd}"
+        );
+
         w.finish().unwrap();
         let media = std::fs::read_to_string(root.join("s1/audio/index.m3u8")).unwrap();
         assert!(media.contains("#EXT-X-ENDLIST"));
+        let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+        assert!(
+            mpd.contains("mediaPresentationDuration") && !mpd.contains("minimumUpdatePeriod"),
+            "{mpd}"
+        );
         assert_eq!(w.written_media(), Duration::from_secs(12));
     }
 
@@ -1105,8 +1210,15 @@ mod low_latency_tests {
             std::fs::read(dir.join("0.m4s")).unwrap(),
             b"moof0-mdatmoof1-mdatmoof2-mdatmoof3-mdat"
         );
+        let mpd = d.path().join("golive/manifest.mpd");
+        assert!(!mpd.exists(), "no MPD before the stream is playable");
         chunk(&w, "audio", PART * 4, true, b"moofa");
         assert!(w.is_playable(), "every rendition has a segment");
+        let text = std::fs::read_to_string(&mpd).unwrap();
+        assert!(
+            text.contains("startNumber=\"0\"") && text.contains("<S t=\"0\" d=\"180000\"/>"),
+            "{text}"
+        );
         let snap = live.subscribe("golive/s1/360p").unwrap().borrow().clone();
         assert_eq!((snap.building, snap.parts), (1, 1));
         assert!(snap.satisfies(0, None) && snap.satisfies(1, Some(0)) && !snap.satisfies(1, Some(1)));

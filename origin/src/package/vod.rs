@@ -146,6 +146,10 @@ pub fn write_recording(session_dir: &Path, rec: &Recording<'_>) -> std::io::Resu
         )?;
     }
     write_atomic(&session_dir.join(VOD_PLAYLIST), rec.multivariant.as_bytes())?;
+    // The same recording as a static DASH MPD, over the same segments.
+    if let Some(mpd) = static_mpd(rec, &with_media) {
+        write_atomic(&session_dir.join(api_types::layout::MPD), mpd.as_bytes())?;
+    }
     let duration = with_media.iter().map(|r| r.duration()).max().unwrap_or_default();
     let meta = RecordingMeta {
         stream: rec.stream.to_string(),
@@ -163,6 +167,53 @@ pub fn write_recording(session_dir: &Path, rec: &Recording<'_>) -> std::io::Resu
     let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
     write_atomic(&session_dir.join(RECORDING_META), &json)?;
     Ok(meta)
+}
+
+/// A recording's static MPD (`package::mpd::render_static`): its renditions
+/// as Representations, their segments on the session's timeline (the first
+/// segment's PROGRAM-DATE-TIME is 0).
+fn static_mpd(rec: &Recording<'_>, with_media: &[&VodRendition]) -> Option<String> {
+    use super::mpd::{Media, Representation, SegmentTime, render_static};
+    let origin = with_media
+        .iter()
+        .filter_map(|r| r.segments.first().map(|s| s.program_date_time))
+        .min()?;
+    let reps: Vec<Representation> = with_media
+        .iter()
+        .map(|r| {
+            let info = rec.info.iter().find(|i| i.name == r.name);
+            let media = info
+                .and_then(|i| i.resolution.as_deref())
+                .and_then(|res| res.split_once('x'))
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .map_or(Media::Audio, |(width, height)| Media::Video {
+                    width,
+                    height,
+                    fps: None,
+                });
+            Representation {
+                id: r.name.clone(),
+                media,
+                codec: info.and_then(|i| i.codecs.clone()).unwrap_or_default(),
+                bandwidth: info.and_then(|i| i.bandwidth).unwrap_or(0),
+                segments: r
+                    .segments
+                    .iter()
+                    .map(|s| SegmentTime {
+                        number: s.sequence,
+                        start: s.program_date_time.duration_since(origin).unwrap_or_default(),
+                        duration: s.duration,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let target = with_media
+        .iter()
+        .flat_map(|r| r.segments.iter().map(|s| s.duration))
+        .max()
+        .unwrap_or_default();
+    render_static(rec.session, target, &reps)
 }
 
 /// Appends one segment to a rendition's log (`{rendition}/.segments`).
