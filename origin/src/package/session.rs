@@ -504,7 +504,14 @@ impl SessionWriter {
     /// stream is playable: written again after a playlist write that makes
     /// it list other segments (so it is in step with the media playlists).
     fn write_mpd(&self, st: &mut State) -> std::io::Result<()> {
-        let Some(&started) = self.started.get().filter(|_| st.multivariant_written) else {
+        // The first MPD fixes its Representations for the session: it waits
+        // for a segment of every rendition (a low-latency multivariant
+        // playlist comes earlier, after a second of parts), or the end.
+        let every = st
+            .renditions
+            .values()
+            .all(|r| r.playlist.segments().next().is_some() || r.playlist.is_ended());
+        let Some(&started) = self.started.get().filter(|_| st.multivariant_written && every) else {
             return Ok(());
         };
         let video = |r: &Rendition| matches!(r.kind, Kind::Video { .. });
