@@ -31,8 +31,9 @@ pub enum InvalidIdent {
 }
 
 /// Stream names no stream may take, because edges serve something else
-/// under them: `/watch/...` is the player page.
-pub const RESERVED_STREAM_NAMES: &[&str] = &["watch"];
+/// under them: `/watch/...` is the player page, `/t/{token}/...` a playback
+/// token's prefix.
+pub const RESERVED_STREAM_NAMES: &[&str] = &["watch", "t"];
 
 /// Checks a stream name, origin id or profile name: `[a-z0-9][a-z0-9_-]{0,63}`.
 ///
@@ -115,6 +116,9 @@ mod tests {
     fn reserved_stream_names() {
         assert_eq!(validate_new_stream_name("watch"), Err(InvalidIdent::Reserved("watch")));
         assert!(validate_new_stream_name("watcher").is_ok());
+        // `/t/{token}/...` is a playback token's prefix.
+        assert_eq!(validate_new_stream_name("t"), Err(InvalidIdent::Reserved("t")));
+        assert!(validate_new_stream_name("tv").is_ok());
         assert!(
             validate_name("stream name", "watch").is_ok(),
             "existing names keep working"
