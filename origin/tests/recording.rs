@@ -187,7 +187,7 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
-    let (start, duration) = probe_format(&url);
+    let (_, duration) = probe_format(&url);
     assert!(
         (duration - meta.duration_s).abs() <= 1.5,
         "ffprobe {duration} s, recorded {meta:?}"
@@ -196,7 +196,6 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     // and the segment the VOD playlist puts there. (ffmpeg 5.1's HLS
     // demuxer cannot seek in fMP4 HLS at all, its own output included, so
     // `ffprobe -read_intervals` on the playlist is no test.)
-    let _ = start;
     let middle = parsed.segments.len() / 2;
     let before: f64 = parsed.segments[..middle].iter().map(|s| f64::from(s.duration)).sum();
     let fetch = |name: String| {
