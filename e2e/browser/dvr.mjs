@@ -5,8 +5,8 @@
 //   node dvr.mjs URL SECONDS MIN_WINDOW
 //
 // Phases (the "phase" field of each line):
-//   "live"    playing at the live edge, until the seek bar covers at least
-//             MIN_WINDOW seconds, then 5 s more;
+//   "live"    playing at the live edge, until the page shows a DVR window
+//             of at least MIN_WINDOW seconds, then 5 s more;
 //   "dvr"     the seek bar moved to 5 s after its start (input + change
 //             events, what dragging it fires), for 15 s;
 //   "golive"  the "Go live" button clicked, for 15 s.
@@ -69,7 +69,7 @@ try {
     const t = (Date.now() - started) / 1000;
     console.log(JSON.stringify({ ...sample, t, phase, pageErrors }));
     if (phase === "live" && phaseAt === null && sample.state === "playing" && sample.dvrVisible
-        && sample.seekEnd - sample.seekStart >= minWindow) {
+        && sample.dvrWindow >= minWindow) {
       phaseAt = t;
     }
     if (phase === "live" && phaseAt !== null && t - phaseAt >= 5) {

@@ -5,7 +5,8 @@
 //! seek bar goes back to the start of the window (about a minute behind
 //! live) and playback goes on there; "Go live" then brings it back to the
 //! live edge, latency back near what it was. A live-only stream beside it
-//! shows no seek bar.
+//! shows no seek bar. The same with plain HLS and the same window
+//! (`dvr-plain`), whose delta updates the page also asks for.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -68,10 +69,12 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
     let rtmp = stack.add_origin_profiles("origin-dvr", &profiles, &[]).rtmp;
     let edge = stack.add_edge(&["--cache-size", "64MiB"]);
     let dvr_key = stack.create_stream_with("timeshift", Some("dvr"));
+    let plain_key = stack.create_stream_with("timeshiftplain", Some("dvr-plain"));
     let live_key = stack.create_stream_with("liveonly", Some("ll-passthrough"));
-    let _dvr_pub = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{dvr_key}"), "flv", 180, H264);
+    let _dvr_pub = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{dvr_key}"), "flv", 200, H264);
+    let _plain_pub = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{plain_key}"), "flv", 200, H264);
     let _live_pub = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{live_key}"), "flv", 60, H264);
-    for s in ["timeshift", "liveonly"] {
+    for s in ["timeshift", "timeshiftplain", "liveonly"] {
         wait_until("the stream playable on the edge", Duration::from_secs(30), || {
             matches!(http_get(edge, &format!("/{s}/index.m3u8")), Some((200, _)))
         });
@@ -93,26 +96,36 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
         tail(&log)
     );
 
-    // The DVR stream: live, then a minute back, then live again.
-    let (samples, log) = drive(&format!("http://{edge}/watch/timeshift"), 150, 57);
+    // The DVR streams: LL-HLS, then plain HLS (its window filled meanwhile).
+    for name in ["timeshift", "timeshiftplain"] {
+        let (samples, log) = drive(&format!("http://{edge}/watch/{name}"), 150, 57);
+        check_dvr(name, &samples, &log);
+    }
+}
+
+/// A DVR stream's run of the driver: live, then a minute back, then live
+/// again.
+fn check_dvr(name: &str, samples: &[Sample], log: &str) {
     let phase = |p: &str| -> Vec<&Sample> { samples.iter().filter(|s| s.phase == p).collect() };
     let (live, dvr, again) = (phase("live"), phase("dvr"), phase("golive"));
     assert!(
         !dvr.is_empty() && !again.is_empty(),
         "the driver got through: {}",
-        tail(&log)
+        tail(log)
     );
     let at_live = live.last().unwrap();
-    println!("at the live edge: {at_live:?}");
+    println!("{name}: at the live edge: {at_live:?}");
     let normal = at_live.latency.expect("latency shown");
+    // The page saw the window (the driver waited for 57 s of it); the seek
+    // bar covers it up to the live sync position (hold-back behind the end).
+    assert!(at_live.dvr_window.unwrap() >= 57.0, "{at_live:?}");
     assert!(
-        at_live.dvr_visible && at_live.seek_end - at_live.seek_start >= 50.0,
+        at_live.dvr_visible && at_live.seek_end - at_live.seek_start >= 45.0,
         "{at_live:?}"
     );
-    assert!(at_live.dvr_window.unwrap() >= 60.0, "{at_live:?}");
     // Seeked back: playback goes on about a minute behind live.
     let back: Vec<&&Sample> = dvr.iter().filter(|s| s.t - dvr[0].t >= 6.0).collect();
-    assert!(back.len() >= 10, "{}", tail(&log));
+    assert!(back.len() >= 10, "{}", tail(log));
     for s in &back {
         assert!(s.behind.unwrap_or(0.0) >= 40.0, "still in the past: {s:?}");
         assert!(s.latency.unwrap_or(0.0) >= normal + 40.0, "{s:?} (live: {normal} s)");
@@ -123,16 +136,16 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
         "plays on in the past: {first:?} -> {last:?}"
     );
     assert_eq!(last.state.as_deref(), Some("playing"), "{last:?}");
-    println!("in the past: {last:?}");
+    println!("{name}: in the past: {last:?}");
     // Go live: back near the latency it had.
     for s in &again {
         println!(
-            "go live: t {:.1} pos {:.1} latency {:?} behind {:?} state {:?} window {:.1}..{:.1}",
+            "{name}: go live: t {:.1} pos {:.1} latency {:?} behind {:?} state {:?} window {:.1}..{:.1}",
             s.t, s.current_time, s.latency, s.behind, s.state, s.seek_start, s.seek_end
         );
     }
     let back_live: Vec<&&Sample> = again.iter().filter(|s| s.t - again[0].t >= 8.0).collect();
-    assert!(!back_live.is_empty(), "{}", tail(&log));
+    assert!(!back_live.is_empty(), "{}", tail(log));
     for s in &back_live {
         let l = s.latency.unwrap_or(f64::MAX);
         assert!(l <= normal + 4.0, "back to live: {s:?} (was {normal} s)");
@@ -142,5 +155,5 @@ fn the_player_seeks_back_in_the_dvr_window_and_goes_live_again() {
     assert_eq!(end.state.as_deref(), Some("playing"), "{end:?}");
     assert_eq!(end.restarts, 0, "no fatal error: {:?}", end.errors);
     assert!(end.page_errors.is_empty(), "{:?}", end.page_errors);
-    println!("live again: {end:?}");
+    println!("{name}: live again: {end:?}");
 }

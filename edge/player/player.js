@@ -19,8 +19,10 @@
 //
 // DVR: a stream whose media playlist lists more than the live window (a
 // profile's dvr_window at the origin) gets a seek bar over the time-shift
-// range (video.seekable) and a "go live" button that returns to hls.js's
-// live sync position; a live-only stream shows neither (see "DVR" below).
+// range (the playlist's first segment to hls.js's live sync position) and a
+// "Go live" button that starts playback afresh at the live edge; a live-only
+// stream shows neither (see "DVR" below). The bar needs hls.js; native HLS
+// keeps the video element's own controls.
 //
 // window.dionysia holds what the page shows, for tests and for debugging.
 "use strict";

@@ -99,7 +99,8 @@ CONF
   echo "| origin, delta update (\`_HLS_skip=YES\`) | $b_delta | $d_cpu | $d_rps | $(ratio "$d_cpu" "$n_cpu") |"
   echo "| nginx, the same whole file | $b_peer | $n_cpu | $n_rps | 1.00 |"
   echo
-  echo "Delta/whole: bytes $(ratio "$b_delta" "$b_full"), CPU $(ratio "$d_cpu" "$f_cpu"). Packager, window full: $(echo "$info" | jq -r .cpu_per_change_us) µs CPU per playlist change (both renders, the file, the part); renderer alone $(echo "$info" | jq -r .render_full_us) µs whole, $(echo "$info" | jq -r .render_delta_us) µs delta; resident memory $(echo "$info" | jq -r .rss_kib) KiB."
+  pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f %%", 100 * a / b}'; }
+  echo "Delta/whole: bytes $(pct "$b_delta" "$b_full"), CPU $(pct "$d_cpu" "$f_cpu"). Packager, window full: $(echo "$info" | jq -r .cpu_per_change_us) µs CPU per playlist change (both renders, the file, the part); renderer alone $(echo "$info" | jq -r .render_full_us) µs whole, $(echo "$info" | jq -r .render_delta_us) µs delta; resident memory once fed $(echo "$info" | jq -r .rss_kib) KiB ($(echo "$info" | jq -r .rss_after_renders_kib) KiB after the renderer's runs)."
   kill "$OPID" "$NPID" 2>/dev/null || true
   wait "$OPID" "$NPID" 2>/dev/null || true
 done

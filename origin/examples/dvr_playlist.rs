@@ -11,7 +11,8 @@
 //! whole playlist and of its delta update, the CPU time per playlist change
 //! while the window is full (render of the whole playlist and of the delta,
 //! the file written: what every part costs), the renderer alone per
-//! render, and the process's resident memory. `PLAIN` (any value): plain
+//! render, and the process's resident memory once fed (and after the
+//! renderer's own 400 renders). `PLAIN` (any value): plain
 //! HLS (one render per segment) instead of LL-HLS (one per part).
 //! A benchmark aid, not part of the origin.
 
@@ -130,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let per_change_us = (cpu() - cpu0) / changes.max(1) as f64 * 1e6;
+    let rss_fed = rss_kib();
 
     // The renderer alone, on a model of the same window.
     let mut model = if plain {
@@ -184,7 +186,8 @@ fn main() -> anyhow::Result<()> {
             "render_delta_us": (delta_us * 10.0).round() / 10.0,
             "model_full_bytes": full_bytes,
             "model_delta_bytes": delta_bytes,
-            "rss_kib": rss_kib(),
+            "rss_kib": rss_fed,
+            "rss_after_renders_kib": rss_kib(),
         })
     );
 

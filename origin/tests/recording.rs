@@ -5,7 +5,8 @@
 //! its middle; an unrecorded session beside it leaves no VOD. A recorded
 //! session cut by a crash (SIGKILL) is finalized when the origin starts
 //! again on the same folder, the first recording survives that restart, and
-//! with a short `--recording-retention` the janitor removes it after it.
+//! with a short `--recording-retention` the janitor removes it after it; a
+//! recorded session ended by the origin's shutdown is finalized by it.
 
 use api_types::RecordingMeta;
 use reqwest::Client;
@@ -187,7 +188,7 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
-    let (start, duration) = probe_format(&url);
+    let (_, duration) = probe_format(&url);
     assert!(
         (duration - meta.duration_s).abs() <= 1.5,
         "ffprobe {duration} s, recorded {meta:?}"
@@ -196,7 +197,6 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     // and the segment the VOD playlist puts there. (ffmpeg 5.1's HLS
     // demuxer cannot seek in fMP4 HLS at all, its own output included, so
     // `ffprobe -read_intervals` on the playlist is no test.)
-    let _ = start;
     let middle = parsed.segments.len() / 2;
     let before: f64 = parsed.segments[..middle].iter().map(|s| f64::from(s.duration)).sum();
     let fetch = |name: String| {
@@ -273,7 +273,24 @@ async fn a_recorded_session_becomes_a_vod_survives_a_restart_and_goes_after_its_
     assert!(crashed_dir.exists(), "{}", origin.log());
     let (status, _) = http_get(http, &format!("/rec/{session}/vod.m3u8")).unwrap();
     assert_eq!(status, 404);
-    origin.stop();
+
+    // A recorded session ended by the origin's own shutdown (SIGTERM) is
+    // finalized by the shutdown, not left to the next start.
+    let mut third = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{rec_key}"), "flv", 60, H264);
+    let last = wait_until_async("a third session", Duration::from_secs(30), || async {
+        let s = live_session(&client, http, "rec").await;
+        (s != session && s != crashed).then_some(s)
+    })
+    .await;
+    let last_dir = out.join("rec").join(&last);
+    wait_until("three segments of the third session", Duration::from_secs(30), || {
+        (0..3).all(|n| last_dir.join(format!("source/{n}.m4s")).is_file())
+    });
+    assert_eq!(origin.stop(), Some(0), "{}", origin.log());
+    third.kill();
+    let ended = read_meta(&last_dir).unwrap_or_else(|| panic!("not written at shutdown: {}", origin.log()));
+    assert!(ended.duration_s >= 2.0, "{ended:?}");
+    assert!(last_dir.join("source/vod.m3u8").is_file() && last_dir.join("vod.m3u8").is_file());
 }
 
 #[test]

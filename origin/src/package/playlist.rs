@@ -326,9 +326,20 @@ impl MediaPlaylist {
     /// playlist that offers delta updates, [`MediaPlaylist::can_skip`]) a
     /// delta update.
     pub fn render(&self, reports: &[RenditionReport], skip: bool) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out, reports, skip);
+        out
+    }
+
+    /// [`MediaPlaylist::render`] into `out` (cleared first), so that a
+    /// caller rendering on every change reuses one buffer: a new one of a
+    /// slightly larger size each time (a DVR window grows for hours) left
+    /// glibc's heap fragmented, hundreds of MB for a 2 h window.
+    pub fn render_into(&self, out: &mut String, reports: &[RenditionReport], skip: bool) {
+        out.clear();
         let skipped = if skip && self.can_skip() { self.skippable() } else { 0 };
         let bytes: usize = self.lines.iter().skip(skipped).map(|l| l.len()).sum();
-        let mut out = String::with_capacity(512 + bytes + 256 * reports.len());
+        out.reserve(512 + bytes + 256 * reports.len());
         let ll = self.part_target;
         out.push_str("#EXTM3U\n");
         // EXT-X-SKIP needs version 9; so do the LL tags.
@@ -389,7 +400,7 @@ impl MediaPlaylist {
         for (i, (s, lines)) in self.segments.iter().zip(&self.lines).enumerate().skip(skipped) {
             if ll.is_some() && i >= parts_from {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(s.program_date_time));
-                write_parts(&mut out, s);
+                write_parts(out, s);
                 let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration()), s.uri);
             } else {
                 out.push_str(lines);
@@ -398,7 +409,7 @@ impl MediaPlaylist {
         if ll.is_some() {
             if let Some(b) = &self.building {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(b.program_date_time));
-                write_parts(&mut out, b);
+                write_parts(out, b);
             }
             if let Some((seq, i)) = self.hint.filter(|_| !self.ended) {
                 let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(seq, i));
@@ -414,7 +425,6 @@ impl MediaPlaylist {
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
         }
-        out
     }
 }
 

@@ -103,6 +103,9 @@ struct Rendition {
     media: Duration,
     /// A recorded session: every segment written so far.
     archive: Option<Vec<VodSegment>>,
+    /// The buffer playlists are rendered into, reused (see
+    /// [`MediaPlaylist::render_into`]).
+    scratch: String,
 }
 
 /// Low-latency: how much of its first segment's parts each rendition needs
@@ -272,6 +275,7 @@ impl SessionWriter {
                 bytes: 0,
                 media: Duration::ZERO,
                 archive: self.record.then(Vec::new),
+                scratch: String::new(),
             },
         );
         Ok(())
@@ -592,15 +596,15 @@ impl SessionWriter {
     /// publishes it to [`Live`]. A low-latency playlist reports the other
     /// renditions' positions (EXT-X-RENDITION-REPORT) as of its own last
     /// change: at most a part old, which is what the spec allows a report.
-    fn publish_playlists(&self, st: &State, only: Option<&str>) -> std::io::Result<()> {
-        let positions: Vec<(&str, Option<(u64, usize)>)> = st
+    fn publish_playlists(&self, st: &mut State, only: Option<&str>) -> std::io::Result<()> {
+        let positions: Vec<(String, Option<(u64, usize)>)> = st
             .renditions
             .iter()
-            .map(|(n, r)| (n.as_str(), r.playlist.last_part()))
+            .map(|(n, r)| (n.clone(), r.playlist.last_part()))
             .collect();
         for (name, r) in st
             .renditions
-            .iter()
+            .iter_mut()
             .filter(|(n, _)| only.is_none_or(|o| o == n.as_str()))
         {
             if r.playlist.segments().next().is_none() && r.playlist.building().is_none() {
@@ -620,14 +624,19 @@ impl SessionWriter {
             } else {
                 vec![]
             };
-            let full: Arc<str> = r.playlist.render(&reports, false).into();
+            r.playlist.render_into(&mut r.scratch, &reports, false);
+            let full: Arc<str> = r.scratch.as_str().into();
             write_atomic(&r.dir.join(PLAYLIST), full.as_bytes())?;
+            let delta: Option<Arc<str>> = r.playlist.can_skip().then(|| {
+                r.playlist.render_into(&mut r.scratch, &reports, true);
+                r.scratch.as_str().into()
+            });
             let building = r.playlist.next_sequence();
             let parts = r.playlist.building().map_or(0, |b| b.parts.len());
             self.live.publish(
                 &self.live_key(name),
                 Snapshot {
-                    delta: r.playlist.can_skip().then(|| r.playlist.render(&reports, true).into()),
+                    delta,
                     full,
                     target_duration: Duration::from_secs(r.playlist.target_duration()),
                     building,
@@ -764,7 +773,7 @@ impl SessionWriter {
         for r in st.renditions.values_mut() {
             r.playlist.end();
         }
-        self.publish_playlists(&st, None)?;
+        self.publish_playlists(&mut st, None)?;
         self.write_mpd(&mut st)?;
         st.ended = true;
         if self.record {
