@@ -134,7 +134,10 @@ fn a_recorded_stream_is_listed_and_plays_through_the_edge_as_vod() {
     // through the edge: ffprobe's DASH demuxer reads the whole duration.
     let mpd_url = format!("{edge_url}/{STREAM}/{session}/manifest.mpd");
     let probed = probed_duration(&mpd_url);
-    assert!((probed - SECONDS).abs() < 2.0, "ffprobe read {probed} s of the static MPD");
+    assert!(
+        (probed - SECONDS).abs() < 2.0,
+        "ffprobe read {probed} s of the static MPD"
+    );
     let streams = testkit::probe::streams(&vod_url);
     assert!(streams.iter().any(|s| s.codec == "h264"), "{streams:?}");
 
