@@ -9,10 +9,7 @@
 // until it shows live with 3 viewers and its thumbnail; set the token
 // policy and mint a playback URL; screenshot; disable it and wait until it shows disabled
 // with no origin. Every wait is bounded; the whole run by SECONDS.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch } from "./chromium.mjs";
 
 const [url, adminToken, screenshot, secondsArg] = process.argv.slice(2);
 const seconds = Math.min(Number(secondsArg) || 120, 600);
@@ -22,24 +19,7 @@ if (!url || !adminToken) {
 }
 const say = (o) => console.log(JSON.stringify(o));
 
-const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const stop = async (code) => {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  process.exit(code);
-};
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
+const { context, stop } = await launch({ viewport: { width: 1280, height: 900 } });
 const overall = setTimeout(() => { console.error("dashboard.mjs: out of time"); stop(1); }, seconds * 1000);
 
 try {

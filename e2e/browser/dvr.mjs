@@ -14,10 +14,7 @@
 // in "live". Each line also carries currentTime, latency, behind, dvrWindow,
 // seekStart/seekEnd (the seek bar's range), dvrVisible, state, stalls,
 // restarts, errors and pageErrors. Chromium is started like watch.mjs does.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch } from "./chromium.mjs";
 
 const [url, secondsArg, minWindowArg] = process.argv.slice(2);
 const seconds = Math.min(Number(secondsArg) || 60, 600);
@@ -27,23 +24,7 @@ if (!url) {
   process.exit(2);
 }
 
-const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const stop = async (code) => {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  process.exit(code);
-};
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
+const { context, stop } = await launch();
 
 try {
   const page = context.pages()[0] || (await context.newPage());

@@ -30,9 +30,8 @@
 // Output: one JSON line a second of progress, then one line
 // {"summary": {...}} with p50/p95 of each measure over the samples taken
 // after WARMUP seconds of playback.
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { launch } from "./chromium.mjs";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -120,23 +119,7 @@ const pct = (xs, p) => {
 };
 const summarize = (xs) => ({ n: xs.length, p50: pct(xs, 50), p95: pct(xs, 95) });
 
-const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const stop = async (code) => {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  process.exit(code);
-};
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
+const { context, stop } = await launch();
 
 try {
   const page = context.pages()[0] || (await context.newPage());

@@ -11,10 +11,7 @@
 // "duration"}); seek to the middle and wait until playback moves on from there
 // ({"step":"seeked"}); wait for the end ({"step":"ended"}). Every wait is
 // bounded; the whole run by SECONDS.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch } from "./chromium.mjs";
 
 const [url, adminToken, stream, secondsArg] = process.argv.slice(2);
 const seconds = Math.min(Number(secondsArg) || 120, 600);
@@ -24,23 +21,7 @@ if (!url || !adminToken || !stream) {
 }
 const say = (o) => console.log(JSON.stringify(o));
 
-const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const stop = async (code) => {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  process.exit(code);
-};
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
+const { context, stop } = await launch();
 const overall = setTimeout(() => { console.error("recording.mjs: out of time"); stop(1); }, seconds * 1000);
 
 try {

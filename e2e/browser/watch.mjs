@@ -9,10 +9,7 @@
 // "engine", "live", "pageErrors"}. The Rust side (e2e/src/lib.rs) reads them.
 // Chromium is started with a fresh profile and the flags this machine needs
 // (no background networking: the network is closed), and always closed.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch } from "./chromium.mjs";
 
 const [url, secondsArg] = process.argv.slice(2);
 const seconds = Math.min(Number(secondsArg) || 30, 600);
@@ -21,26 +18,7 @@ if (!url) {
   process.exit(2);
 }
 
-const profile = mkdtempSync(join(tmpdir(), "dionysia-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  // Test pages only, on loopback: the edge's HTTPS listener runs with a
-  // self-signed pair made by the test.
-  ignoreHTTPSErrors: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const stop = async (code) => {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  process.exit(code);
-};
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
+const { context, stop } = await launch();
 
 try {
   const page = context.pages()[0] || (await context.newPage());

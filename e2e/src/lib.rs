@@ -162,18 +162,5 @@ impl Live {
     }
 }
 
-/// The ids of the origins the router lists for `stream` (`GET /streams/{stream}`).
-pub fn origins_of(stack: &testkit::stack::Stack, stream: &str) -> Vec<String> {
-    let Some((200, body)) = testkit::http_get(stack.router, &format!("/streams/{stream}")) else {
-        return vec![];
-    };
-    let route: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    route["origins"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["origin"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+/// The ids of the origins the router lists for `stream`.
+pub use testkit::stack::origins_of;

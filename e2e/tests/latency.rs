@@ -164,7 +164,12 @@ fn the_page_plays_ll_hls_from_parts_without_stalls_and_well_under_plain_latency(
     assert!(text.contains("#EXT-X-PART-INF:"), "{media} has parts: {text}");
     assert!(text.contains("#EXT-X-PART:"), "{text}");
 
-    // ffprobe plays it through the edge (whole segments: it ignores parts).
+    // ffprobe plays it through the edge (whole segments: it ignores parts),
+    // once the first segment is whole (an LL stream is playable from its
+    // first second of parts, before that).
+    wait_until("a whole segment listed", Duration::from_secs(20), || {
+        http_get(edge, &media).is_some_and(|(_, pl)| pl.contains("#EXTINF:"))
+    });
     let streams = testkit::probe::streams(&format!("http://{edge}/lowlat/index.m3u8"));
     assert_eq!(
         testkit::probe::h264_sizes(&streams),

@@ -14,31 +14,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::stack::{OriginNode, Stack};
-use testkit::{Process, bin_path, free_addr, http_get, wait_until, wait_until_async};
+use testkit::{Process, bin_path, http_get, wait_until_async};
 
 fn start_edge(router: SocketAddr, extra: &[String]) -> (Process, SocketAddr) {
-    let addr = free_addr();
-    let mut args = vec![
-        "--listen".to_string(),
-        addr.to_string(),
-        "--router".into(),
-        format!("http://{router}"),
-        "--cache-size".into(),
-        "64MiB".into(),
-    ];
-    args.extend(extra.iter().cloned());
-    // The agent token shields and the edges below share: what tells a
-    // shield a request comes from an edge (not a viewer).
-    let p = Process::spawn(
-        "edge",
-        bin_path("edge"),
-        &args,
-        &[("ROUTER_AGENT_TOKEN", testkit::stack::AGENT_TOKEN)],
-    );
-    wait_until("edge ready", Duration::from_secs(10), || {
-        matches!(http_get(addr, "/healthz"), Some((200, _)))
-    });
-    (p, addr)
+    testkit::stack::start_edge(router, extra)
 }
 
 /// `origin_http_requests_total{kind,status="200"}` of one origin.

@@ -13,24 +13,8 @@ mod common;
 use common::loadtest;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use testkit::stack::{Stack, publish};
-use testkit::{Process, bin_path, free_addr, http_get, wait_until};
-
-/// The ids of the origins the router lists for `stream`.
-fn origins_of(stack: &Stack, stream: &str) -> Vec<String> {
-    let Some((200, body)) = http_get(stack.router, &format!("/streams/{stream}")) else {
-        return vec![];
-    };
-    let route: Value = serde_json::from_str(&body).unwrap_or_default();
-    route["origins"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["origin"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use testkit::stack::{Stack, origins_of, publish};
+use testkit::{http_get, wait_until};
 
 /// The latest end of a stall, in seconds from the run's start (0 without).
 fn last_stall_end(report: &Value) -> f64 {
@@ -49,30 +33,8 @@ fn viewers_play_on_when_the_publishers_origin_dies() {
     stack.add_origin("origin-a");
     stack.add_origin("origin-b");
     let lb = stack.add_rtmp_lb();
-    // A shield, and the viewers' edge fetching through it; the agent token
-    // they share tells the shield a request comes from an edge below.
-    let start_edge = |extra: &[String]| {
-        let addr = free_addr();
-        let mut args = vec![
-            "--listen".to_string(),
-            addr.to_string(),
-            "--router".into(),
-            format!("http://{}", stack.router),
-            "--cache-size".into(),
-            "64MiB".into(),
-        ];
-        args.extend(extra.iter().cloned());
-        let p = Process::spawn(
-            "edge",
-            bin_path("edge"),
-            &args,
-            &[("ROUTER_AGENT_TOKEN", testkit::stack::AGENT_TOKEN)],
-        );
-        wait_until("edge ready", Duration::from_secs(10), || {
-            matches!(http_get(addr, "/healthz"), Some((200, _)))
-        });
-        (p, addr)
-    };
+    // A shield, and the viewers' edge fetching through it.
+    let start_edge = |extra: &[String]| testkit::stack::start_edge(stack.router, extra);
     let (_shield, shield) = start_edge(&[]);
     let (_edge, edge) = start_edge(&["--shield".into(), format!("http://{shield}")]);
     let key = stack.create_stream_with("moving", Some("passthrough-2s"));

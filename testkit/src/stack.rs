@@ -284,3 +284,41 @@ pub fn ffmpeg_publish(url: &str, format: &str, secs: u32, video: &[&str]) -> Pro
 pub fn publish(rtmp: SocketAddr, key: &str, secs: u32) -> Process {
     ffmpeg_publish(&format!("rtmp://{rtmp}/live/{key}"), "flv", secs, H264)
 }
+
+/// The ids of the origins the router lists for `stream` (`GET /streams/{stream}`),
+/// preferred first; empty when it is not live.
+pub fn origins_of(stack: &Stack, stream: &str) -> Vec<String> {
+    let Some((200, body)) = http_get(stack.router, &format!("/streams/{stream}")) else {
+        return vec![];
+    };
+    let route: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    route["origins"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["origin"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An edge of its own (not the stack's), on `router`, with a 64 MiB cache and
+/// `extra` flags, sharing the agent token with the other edges: what tells a
+/// shield (`--shield`) that a request comes from an edge below, not a viewer.
+pub fn start_edge(router: SocketAddr, extra: &[String]) -> (Process, SocketAddr) {
+    let addr = free_addr();
+    let mut args = vec![
+        "--listen".to_string(),
+        addr.to_string(),
+        "--router".into(),
+        format!("http://{router}"),
+        "--cache-size".into(),
+        "64MiB".into(),
+    ];
+    args.extend(extra.iter().cloned());
+    let p = Process::spawn("edge", bin_path("edge"), &args, &[("ROUTER_AGENT_TOKEN", AGENT_TOKEN)]);
+    wait_until("edge ready", Duration::from_secs(10), || {
+        matches!(http_get(addr, "/healthz"), Some((200, _)))
+    });
+    (p, addr)
+}
