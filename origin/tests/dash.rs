@@ -414,6 +414,11 @@ fn run(profile: &str, video: &[&str], renditions: usize) -> (Stack, String, Seen
     let out = Command::new("timeout")
         .args(["60", "ffmpeg", "-hide_banner", "-nostats", "-v", "error"])
         .args(["-i", &format!("http://{origin}/golive/manifest.mpd")])
+        // A loaded machine may deliver one representation's segments well
+        // before the other's: ffmpeg's default muxing queue (128 packets)
+        // then gives up before the first audio packet ("Too many packets
+        // buffered").
+        .args(["-max_muxing_queue_size", "4096"])
         .args(["-t", "2.5", "-f", "null", "-", "-progress", "pipe:1"])
         .output()
         .expect("run ffmpeg");
@@ -542,6 +547,7 @@ fn the_live_mpd_of_a_ladder_is_in_step_with_hls_and_so_is_a_recordings_static_mp
     let out = Command::new("timeout")
         .args(["60", "ffmpeg", "-hide_banner", "-nostats", "-v", "error"])
         .args(["-i", &format!("http://{}{path}", origin.http)])
+        .args(["-max_muxing_queue_size", "4096"])
         .args(["-f", "null", "-", "-progress", "pipe:1"])
         .output()
         .expect("run ffmpeg");
