@@ -338,6 +338,19 @@ fn recorded_media<'a>(obj: &ObjectPath<'a>) -> Option<&'a str> {
     }
 }
 
+/// Whether an upstream error says the origin is gone: it refuses or does
+/// not answer connections, or the connection dropped (a killed origin).
+fn origin_gone(e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectRefused
+            | ErrorType::ConnectTimedout
+            | ErrorType::ConnectError
+            | ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+    )
+}
+
 /// Whether a live origin of `route` holds `session`.
 fn holds(route: &Route, session: &str) -> bool {
     route.origins.iter().any(|o| o.session == session)
@@ -1262,14 +1275,7 @@ impl ProxyHttp for Edge {
         // the same rendition on another live origin, or wait a moment for
         // the publisher's next session there.
         if ctx.kind == Some(ObjectKind::MediaPlaylist)
-            && matches!(
-                e.etype(),
-                ErrorType::ConnectRefused
-                    | ErrorType::ConnectTimedout
-                    | ErrorType::ConnectError
-                    | ErrorType::ConnectionClosed
-                    | ErrorType::ReadError
-            )
+            && origin_gone(e)
             && let (Some(route), Some(origin)) = (ctx.route.clone(), ctx.origin().map(|o| o.origin.clone()))
         {
             let path = session.req_header().uri.path().to_string();
@@ -1328,16 +1334,7 @@ impl ProxyHttp for Edge {
         // from there. Answered as the origin answers a hinted part that
         // never comes, 404, which players take as a miss; the playlist
         // reload beside it moves the player on.
-        if ctx.kind == Some(ObjectKind::Part)
-            && matches!(
-                e.etype(),
-                ErrorType::ConnectRefused
-                    | ErrorType::ConnectTimedout
-                    | ErrorType::ConnectError
-                    | ErrorType::ConnectionClosed
-                    | ErrorType::ReadError
-            )
-        {
+        if ctx.kind == Some(ObjectKind::Part) && origin_gone(e) {
             let _ = self
                 .answer(
                     session,
