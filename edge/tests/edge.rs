@@ -148,6 +148,7 @@ impl Mirror {
                         Some((&name, &renamed)),
                     );
                 }
+                // The copy's pace (segments come every second), bounded by the mirror's 90 s.
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -741,4 +742,75 @@ async fn hits_and_proxied_requests_share_keep_alive_connections() {
         "closed after {:?}",
         started.elapsed()
     );
+}
+
+/// The sum of the metric lines of `text` that start with `series`.
+fn metric_sum(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Made-up sessions and renditions of a live stream (what a stranger can
+/// send) are answered at once and never held by the failover wait (which
+/// waits only for a rendition the stream has, with no live session to go
+/// to), and a flood of them costs the router a bounded number of look-ups
+/// (the re-check of an unknown session is coalesced), while the stream
+/// keeps playing.
+#[tokio::test]
+async fn made_up_sessions_are_answered_at_once_and_never_held() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(&["origin-a"]);
+    let key = stack.create_stream("golive").await;
+    let _p = publish(&stack.origins[0], &key, 60);
+    let master = stack.wait_playable("golive").await;
+    let live = rendition_path("golive", &master, "360p");
+    let session = live.split('/').nth(2).unwrap().to_string();
+    let router_lookups = || async {
+        let text = reqwest::get(format!("http://{}/metrics", stack.router))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_sum(&text, "router_http_requests_total{route=\"/streams/{name}\"")
+    };
+    let before = router_lookups().await;
+    let started = Instant::now();
+    // A made-up rendition of a made-up session: 404 at once, not held.
+    let r = stack.get("/golive/made0up0session/nosuch/index.m3u8").await;
+    assert_eq!(r.status(), 404);
+    // A real rendition of a made-up session: the live session at once.
+    let r = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(stack.url("/golive/made0up0session/360p/index.m3u8"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], format!("/golive/{session}/360p/index.m3u8"));
+    // 300 made-up sessions' media: all 404, quickly.
+    for i in 0..300 {
+        let r = stack.get(&format!("/golive/made0up{i}/360p/1.m4s")).await;
+        assert_eq!(r.status(), 404, "made0up{i}");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "made-up paths took {elapsed:?}");
+    let metrics = stack.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric_sum(&metrics, "edge_held_requests"), 0.0, "{metrics}");
+    assert_eq!(metric_sum(&metrics, "edge_failover_waits_total"), 0.0, "{metrics}");
+    // The re-checks of unknown sessions are coalesced: a handful of router
+    // look-ups a second, not one per request (302 requests were sent).
+    let lookups = router_lookups().await - before;
+    assert!(
+        lookups <= 5.0 * elapsed.as_secs_f64() + 5.0,
+        "{lookups} router look-ups for 302 requests in {elapsed:?}"
+    );
+    // The stream plays on.
+    let r = stack.get(&live).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("#EXTINF"));
 }

@@ -216,6 +216,7 @@ fn an_endless_metrics_page_is_not_read_into_memory() {
         let until = Instant::now() + Duration::from_secs(30);
         while Instant::now() < until {
             let Ok((mut conn, _)) = listener.accept() else {
+                // A non-blocking accept's retry interval, bounded by `until`.
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             };
@@ -281,6 +282,7 @@ fn an_endless_playlist_is_an_error_not_memory() {
         let until = Instant::now() + Duration::from_secs(30);
         while Instant::now() < until {
             let Ok((mut conn, _)) = listener.accept() else {
+                // A non-blocking accept's retry interval, bounded by `until`.
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             };

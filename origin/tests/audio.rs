@@ -203,6 +203,7 @@ fn record(http: SocketAddr, stream: &str, within: Duration) -> Result<Recorded, 
         if Instant::now() >= deadline {
             return Err(format!("{stream} never became playable"));
         }
+        // The poll interval of a wait bounded by `deadline`.
         std::thread::sleep(Duration::from_millis(100));
     };
     let m = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
@@ -253,6 +254,7 @@ fn record(http: SocketAddr, stream: &str, within: Duration) -> Result<Recorded, 
             ended[i] = p.end_list;
             rec.playlists.push(text);
         }
+        // The reload interval of a recording bounded by `within`.
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(rec)

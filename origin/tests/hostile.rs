@@ -494,6 +494,7 @@ async fn dribbled_handshakes_are_cut_at_the_setup_deadline_and_slots_come_back()
                 d.set_nonblocking(false).unwrap();
             }
         }
+        // The sampling interval of a loop bounded by its deadline.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for c in &cut {

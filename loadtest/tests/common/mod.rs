@@ -105,6 +105,7 @@ pub fn render(page: &Path, screenshot: Option<&Path>) -> Rendered {
             child.wait().unwrap();
             panic!("render.mjs took over a minute");
         }
+        // The poll interval of a wait bounded by `deadline`.
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
