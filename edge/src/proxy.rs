@@ -484,21 +484,20 @@ impl Edge {
         {
             return None;
         }
-        let _held = self.live.hold()?;
-        let deadline = Instant::now() + self.failover_wait;
-        loop {
-            if let Ok(Some(route)) = self.routes.recheck(stream).await {
+        let moved = self
+            .await_route(stream, |route| {
                 let others: Vec<&RouteOrigin> = route
                     .origins
                     .iter()
                     .filter(|o| o.session != gone && !self.refused.contains_key(&o.origin))
                     .collect();
-                if let Some(next) = successor(&others, stream, rendition, viewer) {
-                    self.metrics.failover_waits[0].inc();
-                    return Some(format!("/{stream}/{}/{rendition}/index.m3u8", next.session));
-                }
-            }
-            if Instant::now() + FAILOVER_POLL > deadline {
+                successor(&others, stream, rendition, viewer)
+                    .map(|next| format!("/{stream}/{}/{rendition}/index.m3u8", next.session))
+            })
+            .await;
+        match &moved {
+            Some(_) => self.metrics.failover_waits[0].inc(),
+            None => {
                 self.metrics.failover_waits[1].inc();
                 tracing::info!(
                     stream,
@@ -506,11 +505,9 @@ impl Edge {
                     rendition,
                     "no other session of the stream within --failover-wait"
                 );
-                return None;
             }
-            // A poll interval within the deadline, not a readiness wait.
-            tokio::time::sleep(FAILOVER_POLL).await;
         }
+        moved
     }
 
     /// A session whose media an edge below asks this shield for and that
@@ -519,6 +516,28 @@ impl Edge {
     /// `--failover-wait` for the route to list it; the route and the
     /// origin's index in it.
     async fn await_session(&self, stream: &str, wanted: &str) -> Option<(Arc<Route>, usize)> {
+        let found = self
+            .await_route(stream, |route| {
+                let i = route.origins.iter().position(|o| o.session == wanted)?;
+                Some((route.clone(), i))
+            })
+            .await;
+        if found.is_none() {
+            tracing::info!(
+                stream,
+                session = wanted,
+                "an edge below asked for a session not routed within --failover-wait"
+            );
+        }
+        found
+    }
+
+    /// What both waits above share: the stream's route asked again
+    /// (`RouteTable::recheck`) every [`FAILOVER_POLL`] until `found` finds
+    /// what it looks for in it, for at most `--failover-wait`, counted as a
+    /// held request; `None` at the deadline, at the held-request bound, or
+    /// when the wait is off.
+    async fn await_route<T>(&self, stream: &str, found: impl Fn(&Arc<Route>) -> Option<T>) -> Option<T> {
         if self.failover_wait.is_zero() {
             return None;
         }
@@ -526,16 +545,11 @@ impl Edge {
         let deadline = Instant::now() + self.failover_wait;
         loop {
             if let Ok(Some(route)) = self.routes.recheck(stream).await
-                && let Some(i) = route.origins.iter().position(|o| o.session == wanted)
+                && let Some(t) = found(&route)
             {
-                return Some((route, i));
+                return Some(t);
             }
             if Instant::now() + FAILOVER_POLL > deadline {
-                tracing::info!(
-                    stream,
-                    session = wanted,
-                    "an edge below asked for a session not routed within --failover-wait"
-                );
                 return None;
             }
             // A poll interval within the deadline, not a readiness wait.
@@ -838,6 +852,9 @@ impl ProxyHttp for Edge {
         // A recording's objects go to the origin holding it (see
         // `crate::recordings`): its VOD playlists always, its media when no
         // live origin holds the session.
+        // Whether the live route was asked again below (a session it does
+        // not hold): then not a second time before placing the request.
+        let mut rechecked = false;
         let (route, source) = match (obj.kind.is_vod(), obj.session) {
             (true, Some(recorded)) => self.routes.recordings.lookup(obj.stream, recorded).await,
             _ => match (self.routes.lookup(obj.stream).await, recorded_media(&obj)) {
@@ -847,6 +864,7 @@ impl ProxyHttp for Edge {
                     // coalesced), else a recording's, else the live route
                     // decides (a session about to be routed: see
                     // `Edge::await_session`).
+                    rechecked = true;
                     match self.routes.recheck(obj.stream).await {
                         Ok(Some(newer)) if holds(&newer, recorded) => (Ok(Some(newer)), source),
                         _ => match self.routes.recordings.lookup(obj.stream, recorded).await {
@@ -925,8 +943,9 @@ impl ProxyHttp for Edge {
         // (a publisher that just moved, learnt by the viewer from another
         // tier or edge first): the route is asked again before the
         // request is placed elsewhere (coalesced: `RouteTable::recheck`).
-        if let Some(wanted) = obj.session
-            && !route.origins.iter().any(|o| o.session == wanted)
+        if !rechecked
+            && let Some(wanted) = obj.session
+            && !holds(&route, wanted)
             && let Ok(Some(newer)) = self.routes.recheck(obj.stream).await
         {
             route = newer;
