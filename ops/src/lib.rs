@@ -5,6 +5,7 @@
 //! served with the same time and connection limits ([`http`]).
 
 pub mod http;
+pub mod logging;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
@@ -12,11 +13,9 @@ use prometheus::{Encoder, Registry, TextEncoder};
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Installs the global `tracing` subscriber with `filter` (e.g. `info`,
-/// `router_api=debug`).
+/// `router_api=debug`), libraries' `log` records included ([`logging`]).
 pub fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
+    logging::init(filter);
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -58,12 +58,45 @@ pub fn self_signed_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// A port on 127.0.0.1 that was free a moment ago.
 ///
-/// The port is released before returning, so another process could take it;
-/// on a test machine that race is rare enough, and every server we start
-/// fails loudly if it cannot bind.
+/// The port is released before returning, so another process could take it
+/// before the server we start binds it; every server we start fails loudly
+/// if it cannot bind. Two things keep that rare while several test binaries
+/// run at once (`scripts/test.sh` runs them in parallel):
+///
+/// - Ports come from below the kernel's ephemeral range
+///   (`net.ipv4.ip_local_port_range`), picked at random. Port 0 would hand
+///   out an ephemeral port, and the kernel gives those to the client sides of
+///   outgoing connections too: a load test's thousands of connections could
+///   take the port between this call and the server's bind.
+/// - A port is never handed out twice by one process (random picks would
+///   repeat: 20 picks from 22,000 ports repeat about once in a hundred tests).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let low = 10_000u16;
+    let high = ephemeral_start().clamp(low + 1_000, 32_768);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..1_000 {
+        let port = rand::random_range(low..high);
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high} after 1,000 tries");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when unknown).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// `127.0.0.1:{free_port()}`.
@@ -84,5 +117,21 @@ pub fn assert_help_documents(program: impl AsRef<std::path::Path>, flags: &[&str
             "--help of {} documents {flag}",
             program.as_ref().display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_bindable_distinct_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..500).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+        let ephemeral = ephemeral_start();
+        assert!(ports.iter().all(|&p| (10_000..ephemeral).contains(&p)), "{ports:?}");
+        // Free means a server can bind it.
+        let _l = TcpListener::bind(("127.0.0.1", ports[0])).expect("bind a free port");
     }
 }
