@@ -113,8 +113,8 @@ echo "==== ${#queue[@]} jobs, $JOBS at a time, in $((SECONDS - t0)) s; times in 
 if [ "${#failed[@]}" != 0 ]; then
   echo "FAILED jobs: ${failed[*]}" >&2
   for job in "${failed[@]}"; do
-    # The failing tests' names, from libtest's "failures:" list.
-    sed -n '/^failures:$/,/^test result/p' "$LOGS/$job.log" | grep '^    ' | sed "s/^/  $job:/" >&2 || true
+    # The failing tests' names, from libtest's one line per test.
+    sed -n 's/^test \(.*\) \.\.\. FAILED$/  '"$job"': \1/p' "$LOGS/$job.log" >&2
   done
   exit 1
 fi
