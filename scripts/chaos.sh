@@ -84,7 +84,7 @@ PUB_END=$((SECONDS + 60 + ${#FAULTS[@]} * (PHASE + 30)))
     echo $! > "$OUT/ffmpeg.pid"
     wait $! || true
     echo "publisher: connection ended at $(date +%T.%N); reconnecting" >&2
-    sleep 0.5
+    sleep 0.5 # a reconnecting encoder's pause (OBS waits too), not a readiness wait
   done
 ) > "$LOGS/publisher.log" 2>&1 &
 PUBLISHER=$!
@@ -153,7 +153,7 @@ stream_back() {
       awk -v a="$(now)" -v b="$start" 'BEGIN { printf "%.3f", a - b }'
       return
     fi
-    sleep 0.1
+    sleep 0.1 # the poll interval of a wait bounded by its deadline
   done
   echo null
 }

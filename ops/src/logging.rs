@@ -63,10 +63,8 @@ impl Log for Bridge {
             .file(record.file())
             .line(record.line())
             .build();
-        let metadata = demoted.metadata().clone();
-        if self.0.enabled(&metadata) {
-            self.0.log(&demoted);
-        }
+        // LogTracer judges the record at its new level.
+        self.0.log(&demoted);
     }
 
     fn flush(&self) {

@@ -182,6 +182,11 @@ fn ticks(d: Duration) -> u64 {
     ((d.as_nanos() * u128::from(TIMESCALE) + 500_000_000) / 1_000_000_000) as u64
 }
 
+/// [`TIMESCALE`] ticks as a duration (to the nanosecond below).
+fn from_ticks(t: u64) -> Duration {
+    Duration::from_nanos((u128::from(t) * 1_000_000_000 / u128::from(TIMESCALE)) as u64)
+}
+
 /// Groups renditions into a video and an audio set, each listing the
 /// segment numbers all of its renditions have. Renditions without segments
 /// or with a name unfit for a URL template are left out.
@@ -451,7 +456,6 @@ fn render_after(live: &Live<'_>, reps: &[Representation], before: &[(bool, Vec<E
     // Video's: audio's cuts fall an AAC frame either side of video's.
     let video = sets.iter().filter(|s| s.video).flat_map(|s| &s.segments);
     let shortest = video.map(|s| s.duration).min().unwrap_or(live.segment);
-    let secs = |t: u64| Duration::from_nanos((u128::from(t) * 1_000_000_000 / u128::from(TIMESCALE)) as u64);
     let mut out = String::with_capacity(1024 + 32 * sets.iter().map(|s| s.segments.len()).sum::<usize>());
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = write!(
@@ -462,7 +466,7 @@ fn render_after(live: &Live<'_>, reps: &[Representation], before: &[(bool, Vec<E
         date_time(live.now)
     );
     if live.ended {
-        let _ = write!(out, " mediaPresentationDuration=\"{}\"", duration(secs(end)));
+        let _ = write!(out, " mediaPresentationDuration=\"{}\"", duration(from_ticks(end)));
     } else {
         // As often as segments come: the encoders' cadence, or the
         // shortest segment yet (passthrough cuts where the source has
@@ -473,8 +477,8 @@ fn render_after(live: &Live<'_>, reps: &[Representation], before: &[(bool, Vec<E
     let _ = writeln!(
         out,
         " timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
-        duration(secs(depth)),
-        duration(presentation_delay(live, secs(depth), longest, shortest)),
+        duration(from_ticks(depth)),
+        duration(presentation_delay(live, from_ticks(depth), longest, shortest)),
         duration(live.target),
         duration(live.target)
     );
@@ -501,7 +505,7 @@ pub fn render_static(session: &str, target: Duration, reps: &[Representation]) -
     }
     let offset = sets.iter().map(Set::start).min().unwrap_or(0);
     let end = sets.iter().map(Set::end).max().unwrap_or(0);
-    let length = Duration::from_nanos((u128::from(end - offset) * 1_000_000_000 / u128::from(TIMESCALE)) as u64);
+    let length = from_ticks(end - offset);
     let mut out = String::with_capacity(1024 + 32 * sets.iter().map(|s| s.segments.len()).sum::<usize>());
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -962,5 +966,6 @@ mod tests {
         assert_eq!(frame_rate(f64::NAN), None);
         assert_eq!(ticks(Duration::from_nanos(21_333_333)), 1920);
         assert_eq!(ticks(Duration::from_secs(1)), TIMESCALE);
+        assert_eq!(from_ticks(TIMESCALE), Duration::from_secs(1));
     }
 }
