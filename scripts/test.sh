@@ -10,7 +10,7 @@
 # The test binaries run as parallel jobs, TEST_JOBS at a time (default 3),
 # longest first. Most of them wait on real time (a live stream, a player's
 # pace, a fault's timer) and leave the CPU mostly idle: measured on two cores,
-# 20-40 % busy with two running at once. One after another they took 22 min;
+# 20-40 % busy with two running at once. In two lanes they took 20 min;
 # the timing figures are in docs/benchmarks.md ("The test suite").
 #
 # Usage: scripts/test.sh [FILTER]   FILTER is passed to every test binary
